@@ -1,0 +1,72 @@
+"""The command-line tool and the package metadata (what colcon and `ros2 run` rely on)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vision_banana_ros.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_package_xml_is_format3_ament_python():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3"
+    assert root.findtext("name") == "vision_banana_ros"
+    assert root.find("export/build_type").text == "ament_python"
+    deps = {e.text for e in root.findall("exec_depend")}
+    assert {"rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "visualization_msgs",
+            "diagnostic_msgs", "lifecycle_msgs", "python3-numpy", "python3-opencv"} <= deps
+
+
+def test_setup_declares_contract_scripts_and_data_files():
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    text = ast.unparse(tree)
+    assert "vision_banana_node = {PACKAGE}.ros.node:main" in text
+    assert "vision-banana = {PACKAGE}.cli:main" in text
+    for share in ("share/ament_index/resource_index/packages", "share/{PACKAGE}/launch",
+                  "share/{PACKAGE}/config"):
+        assert share in text
+    assert (ROOT / "resource" / "vision_banana_ros").exists()
+
+
+def test_demo_prints_what_it_did(tmp_path):
+    res = _cli("demo", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "instances: 5 painted, 5 decoded" in res.stdout
+    for name in ("rgb", "painting_depth", "painting_instances", "painting_semantic",
+                 "painting_normals"):
+        assert (tmp_path / "out" / f"{name}.png").stat().st_size > 1000
+
+
+def test_bench_writes_json_with_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    res = _cli("bench", "--only", "codecs", "--quick", "--out", str(out), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(out.read_text())
+    names = [r["name"] for r in doc["results"]]
+    assert "depth decode 640x480 numpy" in names
+    for r in doc["results"]:
+        assert r["baseline"] and r["ratio"] > 0
+        assert r["ratio"] == r["baseline_p50_s"] / r["candidate_p50_s"]
+    assert "ratio" in res.stdout
+
+
+def test_bad_arguments_give_one_line_and_nonzero_exit(tmp_path):
+    res = _cli("bench", "--only", "nonsense", "--out", str(tmp_path / "b.json"), cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0
+    assert "unknown benchmark nonsense" in res.stderr and "Traceback" not in res.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = _cli("demo", "--out", str(blocker / "sub"), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("vision-banana demo: error:")
