@@ -104,7 +104,7 @@ def register(name: str) -> Callable[[Callable[[bool], list[BenchResult]]],
 
 def _load_groups() -> None:
     # Importing the modules registers their groups.
-    from vision_banana_ros.bench import codecs  # noqa: F401
+    from vision_banana_ros.bench import codecs, synthetic  # noqa: F401
 
 
 def run_benchmarks(names: list[str] | None = None, *, quick: bool = False,
@@ -144,4 +144,7 @@ def format_table(results: list[BenchResult]) -> str:
             f"{r.baseline_p50_s * 1e3:10.2f}/{r.baseline_p99_s * 1e3:<10.2f}"
             f"{r.ratio:7.1f}x  {r.target}{met}")
         rows.append(f"{'':34} candidate: {r.candidate}; baseline: {r.baseline}")
+        extra = {k: v for k, v in r.details.items() if isinstance(v, float)}
+        if extra:
+            rows.append(f"{'':34} " + ", ".join(f"{k} {v:.1f}" for k, v in extra.items()))
     return "\n".join(rows)

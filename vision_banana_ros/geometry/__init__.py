@@ -1,0 +1,10 @@
+"""Camera geometry on numpy: back-projection, normals from depth, intrinsics scaling."""
+
+from vision_banana_ros.geometry.camera import (
+    backproject,
+    check_intrinsics,
+    normals_from_depth,
+    scale_intrinsics,
+)
+
+__all__ = ["backproject", "check_intrinsics", "normals_from_depth", "scale_intrinsics"]

@@ -1,0 +1,133 @@
+"""Pinhole camera geometry in the camera optical frame (x right, y down, z forward, metres).
+
+Pixel coordinates follow ROS CameraInfo and OpenCV: pixel (u, v) has its centre at (u, v),
+so an image of width W spans u in [-0.5, W - 0.5]. The principal point is read from K, never
+assumed at the image centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vision_banana_ros.errors import VisionBananaError
+
+__all__ = ["backproject", "check_intrinsics", "normals_from_depth", "scale_intrinsics"]
+
+
+def check_intrinsics(k: np.ndarray, what: str = "K") -> np.ndarray:
+    """Validate a (3, 3) pinhole matrix; return it as float64.
+
+    Raises:
+        VisionBananaError: wrong shape, non-finite, or non-positive focal lengths.
+    """
+    k = np.asarray(k, dtype=np.float64)
+    if k.shape != (3, 3):
+        raise VisionBananaError(f"{what} must be 3x3, got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise VisionBananaError(f"{what} has non-finite entries")
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise VisionBananaError(f"{what} has non-positive focal lengths fx={k[0, 0]}, "
+                                f"fy={k[1, 1]}")
+    return k
+
+
+def scale_intrinsics(k: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """K of an image resized by (sx, sy) (new size = old size * s), pixel-centre convention.
+
+    Pixel centres map as ``u' = (u + 0.5) * sx - 0.5``, so ``cx' = (cx + 0.5) * sx - 0.5``;
+    focal lengths scale by sx and sy.
+    """
+    k = check_intrinsics(k)
+    out = k.copy()
+    out[0, 0] *= sx
+    out[0, 1] *= sx
+    out[1, 1] *= sy
+    out[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+    out[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+    return out
+
+
+def _pixel_rays(shape: tuple[int, int], k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = shape
+    fx, fy, cx, cy, skew = k[0, 0], k[1, 1], k[0, 2], k[1, 2], k[0, 1]
+    v = np.arange(h, dtype=np.float64)
+    u = np.arange(w, dtype=np.float64)
+    y = ((v - cy) / fy)[:, None]
+    x = (u[None, :] - cx - skew * y) / fx
+    return x.astype(np.float32), np.broadcast_to(y, (h, w)).astype(np.float32)
+
+
+def backproject(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Depth image to points in the camera optical frame.
+
+    Args:
+        depth: (H, W) float metres along z; NaN or inf stays non-finite in the output.
+        k: (3, 3) intrinsics of this image.
+
+    Returns:
+        (H, W, 3) float32 points (x, y, z).
+    """
+    k = check_intrinsics(k)
+    if depth.ndim != 2:
+        raise VisionBananaError(f"depth must be (H, W), got shape {depth.shape}")
+    x, y = _pixel_rays(depth.shape, k)
+    z = depth.astype(np.float32, copy=False)
+    with np.errstate(invalid="ignore"):  # 0 * inf on the optical axis: NaN, as intended
+        return np.stack([x * z, y * z, z], axis=-1)
+
+
+def normals_from_depth(depth: np.ndarray, k: np.ndarray,
+                       max_relative_jump: float = 0.05) -> np.ndarray:
+    """Surface normals from a depth image, facing the camera.
+
+    For each pixel, the horizontal and vertical tangents use the neighbour (left or right,
+    up or down) whose depth is closer, so normals do not smear across depth edges. Where both
+    neighbours jump by more than ``max_relative_jump`` of the depth, or depth is not finite,
+    the normal is NaN.
+
+    Args:
+        depth: (H, W) float metres; non-finite = invalid.
+        k: (3, 3) intrinsics.
+
+    Returns:
+        (H, W, 3) float32 unit normals in the optical frame, NaN where invalid.
+    """
+    pts = backproject(depth, k).astype(np.float64)
+    z = pts[..., 2]
+    valid = np.isfinite(z)
+
+    def tangent(axis: int) -> tuple[np.ndarray, np.ndarray]:
+        fwd = np.full(pts.shape, np.nan)
+        bwd = np.full(pts.shape, np.nan)
+        zf = np.full(z.shape, np.inf)
+        zb = np.full(z.shape, np.inf)
+        sl_a = [slice(None)] * 2
+        sl_b = [slice(None)] * 2
+        sl_a[axis], sl_b[axis] = slice(None, -1), slice(1, None)
+        a, b = tuple(sl_a), tuple(sl_b)
+        with np.errstate(invalid="ignore"):
+            fwd[a] = pts[b] - pts[a]
+            bwd[b] = pts[b] - pts[a]
+            zf[a] = np.abs(z[b] - z[a])
+            zb[b] = np.abs(z[b] - z[a])
+        zf[~np.isfinite(zf)] = np.inf
+        zb[~np.isfinite(zb)] = np.inf
+        use_fwd = zf <= zb
+        t = np.where(use_fwd[..., None], fwd, bwd)
+        jump = np.minimum(zf, zb)
+        return t, jump
+
+    tu, ju = tangent(1)
+    tv, jv = tangent(0)
+    with np.errstate(invalid="ignore"):
+        n = np.cross(tu, tv)
+        norm = np.linalg.norm(n, axis=-1, keepdims=True)
+        n = n / norm
+        # Face the camera: the normal points against the viewing ray.
+        flip = (n * pts).sum(-1) > 0
+    n[flip] *= -1.0
+    limit = max_relative_jump * np.abs(z)
+    bad = ~valid | ~(ju <= limit) | ~(jv <= limit) | ~np.isfinite(norm[..., 0]) \
+        | (norm[..., 0] == 0)
+    n[bad] = np.nan
+    return n.astype(np.float32)
