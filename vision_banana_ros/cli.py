@@ -58,6 +58,88 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vision_banana_ros.training.train import TrainConfig, train
+
+    overrides = {"data": args.data, "val_data": args.val_data, "out": args.out,
+                 "steps": args.steps, "batch_size": args.batch_size, "device": args.device,
+                 "teacher": args.teacher, "time_limit_s": args.time_limit}
+    if args.config is not None:
+        cfg = TrainConfig.from_yaml(args.config, **overrides)
+    else:
+        cfg = TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    if args.arch is not None:
+        cfg.model = {**cfg.model, "arch": args.arch}
+    metrics = train(cfg, resume=args.resume, command="vision-banana " + " ".join(sys.argv[1:]),
+                    progress=not args.quiet)
+    print(f"trained to {cfg.out}/model.pt; held-out: " + ", ".join(
+        f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vision_banana_ros.model import load_model
+    from vision_banana_ros.model.export import export_onnx, parity
+    from vision_banana_ros.runtime.select import resolve_model
+
+    model_path = resolve_model(args.model)
+    model, _ = load_model(model_path)
+    tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else None
+    out = export_onnx(model, args.out, decode_in_graph=args.decode_in_graph, tasks=tasks,
+                      opset=args.opset)
+    print(f"exported {model_path} to {out} (opset {args.opset}, "
+          f"{'decoders in the graph' if args.decode_in_graph else 'paintings'})")
+    if not args.decode_in_graph:
+        rng = np.random.default_rng(0)
+        cfg = model.config
+        images = rng.random((2, 3, cfg.input_height, cfg.input_width), dtype=np.float32)
+        diff = parity(model, out, images, np.arange(len(cfg.tasks)))
+        print(f"parity ONNX Runtime vs PyTorch: max abs difference {diff:.2e} on paintings "
+              f"({'ok' if diff <= 1e-4 else 'ABOVE 1e-4'})")
+        if diff > 1e-4:
+            return 1
+    return 0
+
+
+def _cmd_build_engine(args: argparse.Namespace) -> int:
+    from vision_banana_ros.runtime.select import (
+        TENSORRT_HINT,
+        onnx_for,
+        resolve_model,
+        tensorrt_available,
+    )
+
+    ok, why = tensorrt_available()
+    if not ok:
+        raise VisionBananaError(TENSORRT_HINT if "not installed" in why else why)
+    from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
+
+    calibration = None
+    if args.precision == "int8":
+        from vision_banana_ros.model.export import onnx_metadata
+        from vision_banana_ros.runtime.calibration import calibration_images, shard_rgb
+
+        if not args.calibration_data:
+            raise VisionBananaError("int8 needs --calibration-data (a shard folder)")
+        import json
+
+        from vision_banana_ros.model.config import ModelConfig
+
+        onnx = onnx_for(resolve_model(args.model))
+        cfg = ModelConfig.from_dict(json.loads(onnx_metadata(onnx)[
+            "vision_banana_ros.model_config"]))
+        calibration = calibration_images(shard_rgb(args.calibration_data), cfg.input_width,
+                                         cfg.input_height, args.calibration_frames)
+    backend = TensorRTBackend(onnx_for(resolve_model(args.model)), precision=args.precision,
+                              max_batch=args.max_batch, max_tasks=args.max_tasks,
+                              workspace_mb=args.workspace_mb, dla_core=args.dla_core,
+                              calibration=calibration)
+    print(f"engine: {backend.engine_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -95,6 +177,41 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bag storage (default: mcap)")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
+
+    tr = sub.add_parser("train", help="distil the generator from synthetic shards")
+    tr.add_argument("--config", type=Path, help="YAML training config (flags override it)")
+    tr.add_argument("--data", help="training shard folder")
+    tr.add_argument("--val-data", help="held-out shard folder")
+    tr.add_argument("--out", help="run folder (checkpoints, metrics.jsonl)")
+    tr.add_argument("--steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--device", help="auto, cpu, cuda")
+    tr.add_argument("--arch", help="model architecture (vb-lite0, vb-tiny)")
+    tr.add_argument("--teacher", help="ground_truth or a path to an ONNX depth model")
+    tr.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
+
+    ex = sub.add_parser("export", help="export a checkpoint to ONNX and check parity")
+    ex.add_argument("--model", help="checkpoint (default: the shipped model)")
+    ex.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    ex.add_argument("--decode-in-graph", action="store_true",
+                    help="include the depth/semantic/normals decoders (GPU engines)")
+    ex.add_argument("--tasks", help="tasks of a decoded graph (default: all)")
+    ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    ex.set_defaults(func=_cmd_export)
+
+    be = sub.add_parser("build-engine", help="build and cache a TensorRT engine ahead of time")
+    be.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
+    be.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    be.add_argument("--max-batch", type=int, default=1)
+    be.add_argument("--max-tasks", type=int, default=4)
+    be.add_argument("--workspace-mb", type=int, default=2048)
+    be.add_argument("--dla-core", type=int, help="DLA core on Jetson")
+    be.add_argument("--calibration-data", type=Path, help="shard folder for int8")
+    be.add_argument("--calibration-frames", type=int, default=256)
+    be.set_defaults(func=_cmd_build_engine)
 
     bench = sub.add_parser("bench", help="run benchmarks (ratios against named baselines)")
     bench.add_argument("--only", action="append", metavar="GROUP",

@@ -1,0 +1,181 @@
+"""ONNX export parity, backends, backend selection, TensorRT engine cache, calibration data."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vision_banana_ros.codecs import decode_depth_torch
+from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
+from vision_banana_ros.model.export import export_onnx, onnx_metadata, parity
+from vision_banana_ros.runtime import BackendError
+from vision_banana_ros.runtime.calibration import batches, calibration_images, interleave
+from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey
+from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
+from vision_banana_ros.runtime.select import choose_backend, create_backend, onnx_for
+from vision_banana_ros.runtime.torch_backend import TorchBackend
+
+TINY = ModelConfig(arch="vb-tiny", input_width=64, input_height=64, pretrained=False)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    ckpt = root / "tiny.pt"
+    save_checkpoint(ckpt, model)
+    return model, ckpt, export_onnx(model, root / "tiny.onnx")
+
+
+def test_plain_export_matches_pytorch(tiny):
+    model, _, onnx_path = tiny
+    meta = onnx_metadata(onnx_path)
+    assert meta["vision_banana_ros.graph"] == "plain"
+    assert json.loads(meta["vision_banana_ros.model_config"])["arch"] == "vb-tiny"
+    rng = np.random.default_rng(0)
+    for batch, tasks in ((1, [0]), (3, [0, 1, 2, 3]), (2, [3, 1])):
+        images = rng.random((batch, 3, 64, 64), dtype=np.float32)
+        assert parity(model, onnx_path, images, np.array(tasks)) <= 1e-4
+
+
+def test_decoded_graph_returns_metres_and_ids(tiny, tmp_path):
+    import onnxruntime as ort
+
+    model, _, _ = tiny
+    path = export_onnx(model, tmp_path / "dec.onnx", decode_in_graph=True,
+                       tasks=("depth", "semantic"))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["paintings", "depth", "semantic"]
+    image = np.random.default_rng(1).random((2, 3, 64, 64), dtype=np.float32)
+    fx = np.array([100.0, -1.0], np.float32)  # second frame: no intrinsics
+    paint, depth, sem = sess.run(None, {"image": image, "fx": fx})
+    with torch.inference_mode():
+        ref = decode_depth_torch(model(torch.from_numpy(image), torch.tensor([0]))[:, 0])
+    np.testing.assert_allclose(depth[0], ref[0].numpy() * 100.0 / 200.0, rtol=1e-4)
+    np.testing.assert_allclose(depth[1], ref[1].numpy(), rtol=1e-4)
+    assert sem.dtype == np.int64 and sem.shape == (2, 64, 64)
+
+
+def test_onnxruntime_and_torch_backends_agree(tiny):
+    _, ckpt, onnx_path = tiny
+    ort_b = OnnxRuntimeBackend(onnx_path, threads=1)
+    torch_b = TorchBackend(ckpt, threads=1)
+    images = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
+    ids = np.array([0, 1, 2, 3])
+    a, b = ort_b.run(images, ids), torch_b.run(images, ids)
+    assert a.shape == (1, 4, 3, 64, 64)
+    assert np.abs(a - b).max() <= 1e-4
+    with pytest.raises(BackendError, match=r"float32 \(B, 3, 64, 64\)"):
+        ort_b.run(images[:, :, :32], ids)
+    with pytest.raises(BackendError, match=r"task ids must be"):
+        ort_b.run(images, np.array([7]))
+
+
+def test_onnx_with_unexpected_inputs_is_rejected(tmp_path, tiny):
+    class Other(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    bad = tmp_path / "other.onnx"
+    torch.onnx.export(Other(), (torch.rand(1, 3, 8, 8),), str(bad), dynamo=False)
+    with pytest.raises(BackendError, match="other.onnx has no vision_banana_ros.model_config"):
+        OnnxRuntimeBackend(bad)
+    _, _, _ = tiny
+    dec = export_onnx(tiny[0], tmp_path / "dec.onnx", decode_in_graph=True)
+    with pytest.raises(BackendError, match="needs the plain graph"):
+        OnnxRuntimeBackend(dec)
+
+
+def test_auto_chooses_onnxruntime_here_and_says_why(tiny, monkeypatch, tmp_path):
+    name, why = choose_backend("auto")
+    assert name == "onnxruntime"
+    assert "TensorRT is not installed" in why or "no CUDA GPU" in why
+    messages = []
+    monkeypatch.setenv("VISION_BANANA_CACHE", str(tmp_path))
+    backend = create_backend("auto", tiny[1], log=messages.append, threads=1)
+    assert backend.name == "onnxruntime"
+    assert messages and messages[0].startswith("backend auto -> onnxruntime")
+    # the checkpoint was exported once into the cache, keyed by its sha256
+    assert onnx_for(tiny[1]).parent == tmp_path / "onnx"
+
+
+def test_tensorrt_request_gives_one_clear_error(tiny):
+    with pytest.raises(BackendError, match="TensorRT is not installed. On Jetson"):
+        create_backend("tensorrt", tiny[1])
+    with pytest.raises(BackendError, match="unknown backend"):
+        create_backend("tensorflow", tiny[1])
+    with pytest.raises(BackendError, match="int8 needs the tensorrt backend"):
+        create_backend("onnxruntime", tiny[1], precision="int8")
+
+
+# --- TensorRT engine cache (no TensorRT needed) -------------------------------------------
+
+KEY = EngineKey(onnx_sha256="a" * 64, tensorrt_version="10.3.0", gpu_name="Orin",
+                compute_capability="8.7", precision="fp16", min_batch=1, opt_batch=1,
+                max_batch=1, max_tasks=4, input_height=192, input_width=256)
+
+
+def test_engine_cache_hit_and_every_key_part_invalidates(tmp_path):
+    cache = EngineCache(tmp_path)
+    assert cache.lookup(KEY).engine is None
+    cache.store(KEY, b"engine-bytes")
+    assert cache.lookup(KEY).engine == b"engine-bytes"
+    changes = {"onnx_sha256": "b" * 64, "tensorrt_version": "10.4.0", "gpu_name": "RTX 4090",
+               "compute_capability": "8.9", "precision": "int8", "max_batch": 4,
+               "max_tasks": 2, "input_height": 240, "input_width": 320, "dla_core": 0,
+               "calibration_sha256": "c" * 64, "opt_batch": 2, "min_batch": 2}
+    assert set(changes) == set(asdict(KEY))  # every field is exercised
+    for field, value in changes.items():
+        other = replace(KEY, **{field: value})
+        assert other.digest() != KEY.digest(), field
+        assert cache.lookup(other).engine is None, field
+
+
+def test_engine_cache_detects_corruption_and_foreign_sidecars(tmp_path):
+    cache = EngineCache(tmp_path)
+    engine_path = cache.store(KEY, b"x" * 1000)
+    engine_path.write_bytes(b"x" * 500)  # truncated by a crash or a full disk
+    found = cache.lookup(KEY)
+    assert found.engine is None and "corrupt" in found.reason
+    _, sidecar = cache.paths(KEY)
+    cache.store(KEY, b"y" * 10)
+    doc = json.loads(sidecar.read_text())
+    doc["key"]["tensorrt_version"] = "8.6.1"
+    sidecar.write_text(json.dumps(doc))
+    found = cache.lookup(KEY)
+    assert found.engine is None and "tensorrt_version='8.6.1'" in found.reason
+    sidecar.write_text("{not json")
+    assert "unreadable" in cache.lookup(KEY).reason
+
+
+def _writer(args: tuple[str, int]) -> None:
+    folder, n = args
+    cache = EngineCache(Path(folder))
+    for _ in range(20):
+        cache.store(KEY, bytes([n]) * 200_000)
+
+
+def test_concurrent_builders_never_leave_a_torn_engine(tmp_path):
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_writer, [(str(tmp_path), n) for n in range(1, 5)])
+    found = EngineCache(tmp_path).lookup(KEY)
+    assert found.engine is not None and len(set(found.engine)) == 1
+    leftovers = [p for p in (tmp_path / "engines").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_calibration_data_mixes_sources_in_full_batches():
+    synthetic = [np.full((48, 64, 3), 10, np.uint8)] * 5
+    real = [np.full((480, 640, 3), 200, np.uint8)] * 2
+    images = calibration_images(interleave(synthetic, real), 32, 32, limit=6)
+    assert images.shape == (6, 3, 32, 32) and images.dtype == np.float32
+    # round robin: synthetic, real, synthetic, real, synthetic, synthetic
+    np.testing.assert_allclose(images[:, 0, 0, 0], np.array([10, 200, 10, 200, 10, 10]) / 255)
+    assert [b.shape[0] for b in batches(images, 4)] == [4]

@@ -1,0 +1,100 @@
+"""Evaluation metrics against values computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vision_banana_ros.evaluation.metrics import (
+    depth_metrics,
+    instance_metrics,
+    median_scale,
+    normal_angles_deg,
+    semantic_miou,
+)
+
+GT = np.linspace(0.4, 3.0, 1200, dtype=np.float32).reshape(30, 40)
+
+
+def test_perfect_depth():
+    m = depth_metrics(GT.copy(), GT)
+    assert m.abs_rel == 0 and m.rmse == 0 and m.delta1 == 1 and m.valid_pixels == 1200
+
+
+@pytest.mark.parametrize(("scale", "delta1", "delta2"), [(1.1, 1.0, 1.0), (1.3, 0.0, 1.0),
+                                                         (0.7, 0.0, 1.0), (1.6, 0.0, 0.0)])
+def test_scaled_depth(scale, delta1, delta2):
+    m = depth_metrics(GT * scale, GT)
+    assert m.abs_rel == pytest.approx(abs(scale - 1), rel=1e-5)
+    assert m.rmse == pytest.approx(abs(scale - 1) * np.sqrt(np.mean(GT.astype(float) ** 2)),
+                                   rel=1e-5)
+    assert m.delta1 == delta1 and m.delta2 == delta2
+    assert median_scale(GT * scale, GT) == pytest.approx(1 / scale, rel=1e-5)
+
+
+def test_invalid_ground_truth_is_ignored_and_missing_predictions_count():
+    gt = GT.copy()
+    gt[:10] = 0.0          # sensor holes
+    gt[10:12] = np.nan
+    pred = GT.copy()
+    pred[20:] = np.nan     # 400 valid pixels without a prediction
+    m = depth_metrics(pred, gt)
+    assert m.valid_pixels == 1200 - 480
+    assert m.delta1 == pytest.approx((720 - 400) / 720)
+    assert m.abs_rel == pytest.approx(400 / 720)
+    assert depth_metrics(GT, np.zeros_like(GT)) is None
+
+
+def test_instances_identical_and_renumbered():
+    gt = np.zeros((20, 20), np.int64)
+    gt[2:8, 2:8] = 1
+    gt[10:18, 10:14] = 2
+    m = instance_metrics(gt, gt)
+    assert (m.precision, m.recall, m.f_measure, m.matched_iou) == (1, 1, 1, 1)
+    renum = np.where(gt == 1, 7, np.where(gt == 2, 3, 0))
+    assert instance_metrics(renum, gt).f_measure == 1
+
+
+def test_instances_hand_computed():
+    gt = np.zeros((10, 10), np.int64)
+    gt[0:4, 0:4] = 1        # 16 px
+    gt[5:10, 5:10] = 2      # 25 px
+    pred = np.zeros_like(gt)
+    pred[0:4, 0:2] = 1      # 8 px inside gt 1
+    pred[5:10, 5:10] = 2    # exact gt 2
+    pred[0:2, 6:10] = 3     # 8 px false positive
+    m = instance_metrics(pred, gt)
+    # matched: (1,1) 8 px, (2,2) 25 px; predicted area 41, gt area 41
+    assert m.precision == pytest.approx(33 / 41)
+    assert m.recall == pytest.approx(33 / 41)
+    assert m.matched_iou == pytest.approx((8 / 16 + 1.0) / 2)
+    assert (m.predicted, m.ground_truth, m.matched) == (3, 2, 2)
+
+
+def test_instances_empty_cases():
+    z = np.zeros((5, 5), np.int64)
+    one = z.copy()
+    one[1:3, 1:3] = 1
+    assert instance_metrics(z, z).f_measure == 1
+    assert instance_metrics(z, one).f_measure == 0 and instance_metrics(z, one).recall == 0
+    assert instance_metrics(one, z).precision == 0
+
+
+def test_semantic_miou_hand_computed():
+    gt = np.array([[0, 0, 1, 1], [2, 2, 255, 1]], np.uint8)
+    pred = np.array([[0, 1, 1, 1], [2, 0, 2, 1]], np.uint8)
+    miou, per = semantic_miou(pred, gt, 3)
+    # class 0: inter 1, union 3; class 1: inter 3, union 4; class 2: inter 1, union 2
+    assert per == pytest.approx([1 / 3, 3 / 4, 1 / 2])
+    assert miou == pytest.approx(np.mean([1 / 3, 3 / 4, 1 / 2]))
+
+
+def test_normal_angles():
+    a = np.zeros((1, 3, 3), np.float32)
+    a[..., 2] = -1
+    b = a.copy()
+    b[0, 1] = [0, np.sin(np.radians(30)), -np.cos(np.radians(30))]
+    b[0, 2] = np.nan
+    ang = normal_angles_deg(b, a)
+    assert ang.shape == (2,)
+    np.testing.assert_allclose(np.sort(ang), [0, 30], atol=1e-4)

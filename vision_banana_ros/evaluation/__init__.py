@@ -1,0 +1,1 @@
+"""Evaluation: metrics used everywhere (training, model card, bag evaluator)."""

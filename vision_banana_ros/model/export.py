@@ -1,0 +1,147 @@
+"""ONNX export (an export-only wrapper, as segment-anything's utils/onnx.py).
+
+Two graphs:
+
+- plain: inputs ``image`` (N, 3, H, W) float RGB in [0, 1] and ``task_ids`` (T,) int64; output
+  ``paintings`` (N, T, 3, H, W). Normalisation is inside. Used by the onnxruntime backend.
+- decoded (``decode_in_graph``): tasks fixed at export; inputs ``image`` and ``fx`` (N,) focal
+  length in pixels at the network input (<= 0: the canonical camera); outputs ``paintings`` and
+  per task ``depth`` (N, H, W) metres, ``semantic`` (N, H, W) int64 ids, ``normals``
+  (N, 3, H, W): a GPU engine returns metres and ids directly (instances still need clustering).
+
+Dynamic batch (and task count in the plain graph). The legacy TorchScript exporter is used: the
+torch.export-based one specialises the batch dimension of this model. Model config and task
+vocabulary are stored in the ONNX metadata, so an ONNX file is self-describing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vision_banana_ros.codecs import decode_depth_torch, decode_normals_torch
+from vision_banana_ros.codecs.semantic import decode_semantic_torch
+from vision_banana_ros.errors import VisionBananaError
+from vision_banana_ros.model.network import VisionBananaNet
+
+META_CONFIG = "vision_banana_ros.model_config"
+META_GRAPH = "vision_banana_ros.graph"
+META_TASKS = "vision_banana_ros.decoded_tasks"
+DEFAULT_OPSET = 17
+
+
+class DecodedGraph(nn.Module):
+    """Generator plus in-graph decoders for a fixed task list."""
+
+    def __init__(self, model: VisionBananaNet, tasks: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.tasks = tasks
+        self.register_buffer("task_ids", model.task_ids(tasks), persistent=False)
+
+    def forward(self, image: torch.Tensor, fx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        paint = self.model(image, self.task_ids)
+        outs: list[torch.Tensor] = [paint]
+        f_c = self.model.config.canonical_focal_px
+        scale = torch.where(fx > 0, fx / f_c, torch.ones_like(fx))
+        for i, name in enumerate(self.tasks):
+            p = paint[:, i]
+            if name == "depth":
+                outs.append(decode_depth_torch(p) * scale[:, None, None])
+            elif name == "semantic":
+                outs.append(decode_semantic_torch(p))
+            elif name == "normals":
+                outs.append(decode_normals_torch(p))
+        return tuple(outs)
+
+
+def decoded_output_names(tasks: tuple[str, ...]) -> list[str]:
+    """Output names of a decoded graph for ``tasks`` (instances have no in-graph decoder)."""
+    return ["paintings"] + [t for t in tasks if t in ("depth", "semantic", "normals")]
+
+
+def export_onnx(model: VisionBananaNet, path: Path, *, decode_in_graph: bool = False,
+                tasks: tuple[str, ...] | None = None, opset: int = DEFAULT_OPSET) -> Path:
+    """Export ``model`` to ``path`` (written atomically); returns the path."""
+    import onnx
+
+    if opset < 17:
+        raise VisionBananaError(f"opset {opset} is too old; use 17 or newer")
+    model = model.eval().cpu().float()
+    cfg = model.config
+    h, w = cfg.input_height, cfg.input_width
+    image = torch.rand(2, 3, h, w)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if decode_in_graph:
+        tasks = tuple(tasks or cfg.tasks)
+        unknown = [t for t in tasks if t not in cfg.tasks]
+        if unknown:
+            raise VisionBananaError(f"the model has no tasks {unknown}")
+        module: nn.Module = DecodedGraph(model, tasks).eval()
+        args: tuple[Any, ...] = (image, torch.full((2,), cfg.canonical_focal_px))
+        inputs = ["image", "fx"]
+        outputs = decoded_output_names(tasks)
+        axes = {"image": {0: "batch"}, "fx": {0: "batch"},
+                **{o: {0: "batch"} for o in outputs}}
+    else:
+        module = model
+        args = (image, torch.arange(len(cfg.tasks)))
+        inputs, outputs = ["image", "task_ids"], ["paintings"]
+        axes = {"image": {0: "batch"}, "task_ids": {0: "tasks"},
+                "paintings": {0: "batch", 1: "tasks"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes, opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+    proto = onnx.load(str(tmp))
+    meta = {META_CONFIG: json.dumps(cfg.to_dict()),
+            META_GRAPH: "decoded" if decode_in_graph else "plain"}
+    if decode_in_graph:
+        meta[META_TASKS] = ",".join(tasks)
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The metadata properties of an ONNX file (empty when it has none)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def parity(model: VisionBananaNet, onnx_path: Path, images: np.ndarray,
+           task_ids: np.ndarray) -> float:
+    """Max |ONNX Runtime - PyTorch| over the paintings of ``images`` (N, 3, H, W) float32."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(["paintings"], {"image": images, "task_ids": task_ids.astype(np.int64)})[0]
+    with torch.inference_mode():
+        want = model.eval()(torch.from_numpy(images), torch.from_numpy(task_ids)).numpy()
+    return float(np.abs(got - want).max())
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

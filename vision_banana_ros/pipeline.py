@@ -1,0 +1,120 @@
+"""The perception pipeline shared by the node, the evaluator and training's evaluation.
+
+``rgb (H, W, 3) uint8 + K -> resize to the network input (K rescaled exactly) -> backend ->
+paintings -> codecs -> outputs at the input resolution``, with metric depth rescaled from the
+canonical camera by ``fx / canonical_focal_px`` (fx of the network input).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vision_banana_ros.codecs import TASKS, decode_depth, parse_tasks
+from vision_banana_ros.errors import VisionBananaError
+from vision_banana_ros.geometry import check_intrinsics, scale_intrinsics
+from vision_banana_ros.model.config import ModelConfig
+from vision_banana_ros.runtime.base import Backend
+
+
+@dataclass
+class Outputs:
+    """Decoded outputs of one frame at the input resolution (missing tasks are None)."""
+
+    depth: np.ndarray | None = None       # (H, W) float32 metres, NaN invalid
+    instances: np.ndarray | None = None   # (H, W) uint16
+    semantic: np.ndarray | None = None    # (H, W) uint8
+    normals: np.ndarray | None = None     # (H, W, 3) float32, NaN invalid
+    paintings: dict[str, np.ndarray] = field(default_factory=dict)  # (h, w, 3) uint8
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize (H, W, 3) uint8 with area averaging when shrinking, bilinear when growing."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if (w, h) == (width, height):
+        return rgb
+    interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interp)
+
+
+class Pipeline:
+    """Preprocess, infer and decode frames with one backend.
+
+    Args:
+        backend: a loaded :class:`~vision_banana_ros.runtime.base.Backend`.
+        config: the model's config (input size, tasks, canonical focal length).
+        tasks: tasks to run, names or a comma-separated string.
+        use_intrinsics: rescale depth with fx from K (False: the canonical camera is assumed).
+    """
+
+    def __init__(self, backend: Backend, config: ModelConfig, tasks: str | list[str],
+                 *, use_intrinsics: bool = True) -> None:
+        specs = parse_tasks(tasks)
+        missing = [s.name for s in specs if s.name not in config.tasks]
+        if missing:
+            raise VisionBananaError(f"the model was not trained for tasks {missing}; it knows "
+                                    f"{', '.join(config.tasks)}")
+        self.backend = backend
+        self.config = config
+        self.tasks = tuple(s.name for s in specs)
+        self.task_ids = np.array([config.tasks.index(t) for t in self.tasks], dtype=np.int64)
+        self.use_intrinsics = use_intrinsics
+
+    def preprocess(self, rgb: np.ndarray,
+                   k: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W, 3) uint8 -> ((1, 3, h, w) float32 in [0, 1], K at the network resolution)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
+            raise VisionBananaError(f"image must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        cw, ch = self.config.input_width, self.config.input_height
+        small = resize_rgb(rgb, cw, ch)
+        x = np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
+        x *= np.float32(1.0 / 255.0)
+        k_small = None if k is None else scale_intrinsics(check_intrinsics(k), cw / w, ch / h)
+        return x, k_small
+
+    def depth_scale(self, k_small: np.ndarray | None) -> float:
+        """Factor from decoded canonical depth to metres."""
+        if k_small is None or not self.use_intrinsics:
+            return 1.0
+        return float(k_small[0, 0]) / self.config.canonical_focal_px
+
+    def __call__(self, rgb: np.ndarray, k: np.ndarray | None = None, *,
+                 keep_paintings: bool = False) -> Outputs:
+        """Run every configured task on one frame."""
+        import cv2
+
+        t0 = time.perf_counter()
+        x, k_small = self.preprocess(rgb, k)
+        t1 = time.perf_counter()
+        paint = self.backend.run(x, self.task_ids)[0]  # (T, 3, h, w)
+        t2 = time.perf_counter()
+        h, w = rgb.shape[:2]
+        out = Outputs()
+        for i, name in enumerate(self.tasks):
+            p = np.ascontiguousarray(paint[i].transpose(1, 2, 0))
+            if keep_paintings:
+                out.paintings[name] = np.rint(resize_rgb(
+                    np.clip(p * 255.0, 0, 255).astype(np.uint8), w, h)).astype(np.uint8)
+            if name == "depth":
+                d = decode_depth(p) * np.float32(self.depth_scale(k_small))
+                d[~np.isfinite(d)] = np.nan
+                out.depth = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)
+            elif name == "normals":
+                n = TASKS[name].decode(p)
+                n = cv2.resize(np.nan_to_num(n), (w, h), interpolation=cv2.INTER_LINEAR)
+                norm = np.linalg.norm(n, axis=-1, keepdims=True)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out.normals = np.where(norm > 0.5, n / norm, np.nan).astype(np.float32)
+            else:
+                ids = TASKS[name].decode(p)
+                setattr(out, name, cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST))
+        t3 = time.perf_counter()
+        out.timings_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                          "decode": (t3 - t2) * 1e3}
+        return out

@@ -1,0 +1,91 @@
+"""ONNX Runtime backend: CPU execution provider, CUDA provider where installed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vision_banana_ros.errors import VisionBananaError
+from vision_banana_ros.model.config import ModelConfig
+from vision_banana_ros.model.export import META_CONFIG, META_GRAPH
+from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
+
+
+class OnnxRuntimeBackend:
+    """Runs a plain exported graph (``image``, ``task_ids`` -> ``paintings``).
+
+    Args:
+        onnx_path: file written by :func:`~vision_banana_ros.model.export.export_onnx`.
+        device: ``cpu`` or ``cuda`` (needs onnxruntime-gpu's CUDA provider).
+        threads: intra-op threads (keep at or below the core count).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, *, device: str = "cpu", precision: str = "fp32",
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if precision != "fp32":
+            raise BackendError(f"onnxruntime backend runs fp32 only, got {precision}")
+        if not path.is_file():
+            raise BackendError(f"ONNX file {path} does not exist")
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendError("device cuda requested but this onnxruntime has no CUDA "
+                                   "execution provider (pip install onnxruntime-gpu)")
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise BackendError(f"ONNX file {path} cannot be loaded: "
+                               f"{str(err).splitlines()[0]}") from err
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if META_CONFIG not in meta:
+            raise BackendError(f"ONNX file {path} has no {META_CONFIG} metadata: export it with "
+                               "vision-banana export")
+        if meta.get(META_GRAPH) != "plain":
+            raise BackendError(f"ONNX file {path} is a {meta.get(META_GRAPH)!r} graph; the "
+                               "onnxruntime backend needs the plain graph (export without "
+                               "--decode-in-graph)")
+        try:
+            self.config = ModelConfig.from_dict(json.loads(meta[META_CONFIG]))
+        except (VisionBananaError, ValueError) as err:
+            raise BackendError(f"ONNX file {path}: bad model config metadata: {err}") from err
+        names = {i.name: i for i in self.session.get_inputs()}
+        image, ids = names.get("image"), names.get("task_ids")
+        h, w = self.config.input_height, self.config.input_width
+        if (image is None or ids is None or len(names) != 2 or image.type != "tensor(float)"
+                or list(image.shape[1:]) != [3, h, w] or ids.type != "tensor(int64)"):
+            raise BackendError(
+                f"ONNX file {path} has inputs "
+                f"{[(i.name, i.type, i.shape) for i in names.values()]}; expected image "
+                f"float (N, 3, {h}, {w}) and task_ids int64 (T,)")
+        self.path = path
+        self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
+        self.precision = "fp32"
+
+    def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        def spec(t):
+            return TensorSpec(t.name, tuple(d if isinstance(d, int) else None for d in t.shape),
+                              t.type)
+        return ([spec(i) for i in self.session.get_inputs()],
+                [spec(o) for o in self.session.get_outputs()])
+
+    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
+                     len(self.config.tasks))
+        return self.session.run(["paintings"], {"image": images,
+                                                "task_ids": task_ids.astype(np.int64)})[0]
+
+    def close(self) -> None:
+        self.session = None

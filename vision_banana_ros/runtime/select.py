@@ -1,0 +1,128 @@
+"""Choosing and creating backends by name; resolving model files.
+
+Names: ``tensorrt``, ``onnxruntime``, ``torch`` and ``auto`` (TensorRT when it imports and a
+CUDA GPU is present, else ONNX Runtime; the choice and its reason are logged).
+
+Model files: a checkpoint (``.pt``) or an exported plain graph (``.onnx``). Backends that need
+ONNX export a checkpoint once into a cache keyed by the checkpoint's sha256
+(``$VISION_BANANA_CACHE`` or ``~/.cache/vision_banana_ros``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vision_banana_ros.runtime.base import Backend, BackendError
+
+LOG = logging.getLogger("vision_banana_ros.runtime")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+
+
+def cache_dir() -> Path:
+    """Folder for exported ONNX files and TensorRT engines."""
+    root = os.environ.get("VISION_BANANA_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "vision_banana_ros"
+
+
+def resolve_model(path: str | Path | None) -> Path:
+    """The model file to use: ``path``, or the shipped default model when empty."""
+    if path in (None, ""):
+        if not DEFAULT_MODEL.is_file():
+            raise BackendError(f"no model given and the default model {DEFAULT_MODEL} is "
+                               "missing from this installation")
+        return DEFAULT_MODEL
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise BackendError(f"model file {p} does not exist")
+    if p.suffix not in (".pt", ".onnx"):
+        raise BackendError(f"model file {p} must be a checkpoint (.pt) or ONNX (.onnx)")
+    return p
+
+
+def onnx_for(model_path: Path) -> Path:
+    """The plain ONNX graph of a model file, exporting a checkpoint into the cache once."""
+    if model_path.suffix == ".onnx":
+        return model_path
+    from vision_banana_ros.model import load_model
+    from vision_banana_ros.model.export import export_onnx, file_sha256
+
+    target = cache_dir() / "onnx" / f"{file_sha256(model_path)[:16]}.onnx"
+    if not target.is_file():
+        LOG.info("exporting %s to %s", model_path, target)
+        model, _ = load_model(model_path)
+        export_onnx(model, target)
+    return target
+
+
+def tensorrt_available() -> tuple[bool, str]:
+    """(usable, reason): TensorRT imports and a CUDA GPU is visible."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False, "TensorRT is not installed"
+    try:
+        import torch
+    except ImportError:
+        return False, "TensorRT is installed but torch (for CUDA buffers) is not"
+    if not torch.cuda.is_available():
+        return False, "TensorRT is installed but no CUDA GPU is visible"
+    return True, f"TensorRT and GPU {torch.cuda.get_device_name(0)} found"
+
+
+TENSORRT_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (apt install "
+                 "nvidia-jetpack, python3-libnvinfer); on workstations install NVIDIA's "
+                 "TensorRT 10 Python package (pip install tensorrt) next to a CUDA build of "
+                 "torch. Or use backend onnxruntime or torch.")
+
+
+def choose_backend(name: str, device: str = "auto") -> tuple[str, str]:
+    """Resolve ``auto``; returns (backend name, reason)."""
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name, "requested"
+    ok, why = tensorrt_available()
+    if ok and (device == "auto" or device.startswith("cuda")):
+        return "tensorrt", why
+    return "onnxruntime", f"{why}; using ONNX Runtime"
+
+
+def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
+                   precision: str = "fp32", threads: int | None = None,
+                   log: Callable[[str], Any] | None = None, **options: Any) -> Backend:
+    """Create a backend by name (see the module docstring)."""
+    say = log or LOG.info
+    if precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r}; choose one of "
+                           f"{', '.join(PRECISIONS)}")
+    chosen, why = choose_backend(name, device)
+    if name == "auto":
+        say(f"backend auto -> {chosen}: {why}")
+    model_path = resolve_model(model)
+    if chosen == "tensorrt":
+        ok, why = tensorrt_available()
+        if not ok:
+            raise BackendError(TENSORRT_HINT if "not installed" in why else why)
+        from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(onnx_for(model_path), precision=precision, log=say, **options)
+    if precision == "int8":
+        raise BackendError("int8 needs the tensorrt backend")
+    dev = "cpu" if device == "auto" else device
+    if chosen == "onnxruntime":
+        from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(onnx_for(model_path), device=dev, precision=precision,
+                                  threads=threads)
+    from vision_banana_ros.runtime.torch_backend import TorchBackend
+
+    if model_path.suffix != ".pt":
+        raise BackendError(f"the torch backend needs a checkpoint (.pt), got {model_path}")
+    return TorchBackend(model_path, device=dev, precision=precision, threads=threads,
+                        **options)

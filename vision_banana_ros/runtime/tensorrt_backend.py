@@ -1,0 +1,245 @@
+"""TensorRT 10 backend: engine build from ONNX, cached engines, inference on torch CUDA buffers.
+
+``import tensorrt`` happens only in this module. Build: explicit-batch network parsed from the
+plain ONNX graph, FP16 or INT8 (entropy calibrator fed with synthetic and real frames, with a
+calibration cache), one optimisation profile over the batch sizes and task counts used, a
+timing cache, a workspace limit and an optional DLA core (Jetson). Engines are cached under a
+key of everything they depend on (:mod:`.engine_cache`); a mismatched or corrupt engine is
+rebuilt with a log line saying why, never loaded. Inference uses torch tensors as device
+buffers (no pycuda), ``set_tensor_address`` and ``execute_async_v3`` on a torch CUDA stream,
+with buffers allocated once per input shape.
+
+This file is written against the documented TensorRT 10 Python API; it is not executed on the
+development machine or in CI (no GPU, no TensorRT there): see the README, "What runs where".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vision_banana_ros.model.config import ModelConfig
+from vision_banana_ros.model.export import META_CONFIG, META_GRAPH, file_sha256, onnx_metadata
+from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
+from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey
+
+
+def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
+                     cache_file: Path) -> Any:
+    """An IInt8EntropyCalibrator2 over preprocessed (N, 3, H, W) images, all tasks at once."""
+    import torch
+
+    from vision_banana_ros.runtime.calibration import batches
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.batches = batches(images, batch)
+            self.device_input = torch.empty((batch, *images.shape[1:]), dtype=torch.float32,
+                                            device="cuda")
+            self.task_ids = torch.arange(tasks, dtype=torch.int64, device="cuda")
+
+        def get_batch_size(self) -> int:
+            return batch
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            try:
+                host = next(self.batches)
+            except StopIteration:
+                return None
+            self.device_input.copy_(torch.from_numpy(host))
+            ptrs = {"image": self.device_input.data_ptr(), "task_ids": self.task_ids.data_ptr()}
+            return [ptrs[n] for n in names]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache_file.read_bytes() if cache_file.exists() else None
+
+        def write_calibration_cache(self, cache: bytes) -> None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.write_bytes(bytes(cache))
+
+    return EntropyCalibrator()
+
+
+class TensorRTBackend:
+    """Runs a plain ONNX graph through a (cached) TensorRT engine.
+
+    Args:
+        onnx_path: plain graph from ``vision-banana export``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        max_batch: largest frame batch of the optimisation profile (opt = 1).
+        max_tasks: largest number of tasks per call.
+        workspace_mb: builder workspace limit.
+        dla_core: DLA core on Jetson (GPU fallback allowed), None for the GPU.
+        calibration: (N, 3, H, W) float32 frames for INT8 (see :mod:`.calibration`).
+        cache: engine cache folder (default: the runtime cache).
+        log: progress messages (engine builds take minutes on Jetson).
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, onnx_path: Path, *, precision: str = "fp16", max_batch: int = 1,
+                 max_tasks: int = 4, workspace_mb: int = 2048, dla_core: int | None = None,
+                 calibration: np.ndarray | None = None, cache: Path | None = None,
+                 log: Callable[[str], Any] = print) -> None:
+        import tensorrt as trt
+        import torch
+
+        from vision_banana_ros.runtime.select import cache_dir
+
+        if precision not in ("fp32", "fp16", "int8"):
+            raise BackendError(f"tensorrt precision must be fp32, fp16 or int8, got {precision}")
+        if precision == "int8" and calibration is None:
+            raise BackendError("int8 needs calibration frames (vision-banana build-engine "
+                               "--calibration-data)")
+        meta = onnx_metadata(onnx_path)
+        if meta.get(META_GRAPH) != "plain" or META_CONFIG not in meta:
+            raise BackendError(f"ONNX file {onnx_path} is not a plain vision_banana_ros graph")
+        self.trt, self.torch, self.log = trt, torch, log
+        self.config = ModelConfig.from_dict(json.loads(meta[META_CONFIG]))
+        self.device, self.precision = "cuda", precision
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        props = torch.cuda.get_device_properties(0)
+        from vision_banana_ros.runtime.calibration import digest
+
+        self.key = EngineKey(
+            onnx_sha256=file_sha256(onnx_path), tensorrt_version=trt.__version__,
+            gpu_name=props.name, compute_capability=f"{props.major}.{props.minor}",
+            precision=precision, min_batch=1, opt_batch=1, max_batch=max_batch,
+            max_tasks=max_tasks, input_height=self.config.input_height,
+            input_width=self.config.input_width, dla_core=dla_core,
+            calibration_sha256=digest(calibration) if calibration is not None else None)
+        self.cache = EngineCache(cache or cache_dir())
+        found = self.cache.lookup(self.key)
+        engine = None
+        runtime = trt.Runtime(self.logger)
+        if found.engine is not None:
+            engine = runtime.deserialize_cuda_engine(found.engine)
+            if engine is None:
+                log(f"cached engine {found.path} failed to deserialize; rebuilding")
+        else:
+            log(f"TensorRT engine: {found.reason}; building {precision} engine for "
+                f"{props.name} (this takes minutes on Jetson)")
+        if engine is None:
+            data = self._build(Path(onnx_path), precision, max_batch, max_tasks, workspace_mb,
+                               dla_core, calibration)
+            path = self.cache.store(self.key, data, onnx=str(onnx_path))
+            log(f"TensorRT engine written to {path}")
+            engine = runtime.deserialize_cuda_engine(data)
+            if engine is None:
+                raise BackendError("TensorRT could not deserialize the engine it just built")
+        self.engine_path = found.path
+        self.engine = engine
+        self.context = engine.create_execution_context()
+        self.stream = torch.cuda.Stream()
+        self._buffers: dict[tuple[int, int], dict[str, Any]] = {}
+        self.max_batch, self.max_tasks = max_batch, max_tasks
+
+    def _build(self, onnx_path: Path, precision: str, max_batch: int, max_tasks: int,
+               workspace_mb: int, dla_core: int | None,
+               calibration: np.ndarray | None) -> bytes:
+        trt = self.trt
+        builder = trt.Builder(self.logger)
+        network = builder.create_network(0)  # TensorRT 10: networks are always explicit batch
+        parser = trt.OnnxParser(network, self.logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise BackendError(f"TensorRT cannot parse {onnx_path}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+        h, w = self.config.input_height, self.config.input_width
+        profile = builder.create_optimization_profile()
+        profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (max_batch, 3, h, w))
+        profile.set_shape("task_ids", (1,), (min(2, max_tasks),), (max_tasks,))
+        config.add_optimization_profile(profile)
+        timing_path = self.cache.folder.parent / "timing.cache"
+        timing = config.create_timing_cache(timing_path.read_bytes()
+                                            if timing_path.exists() else b"")
+        config.set_timing_cache(timing, ignore_mismatch=False)
+        if precision in ("fp16", "int8"):
+            config.set_flag(trt.BuilderFlag.FP16)
+        if precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+            calib_profile = builder.create_optimization_profile()
+            calib_profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (1, 3, h, w))
+            n_tasks = min(max_tasks, len(self.config.tasks))
+            calib_profile.set_shape("task_ids", (n_tasks,), (n_tasks,), (n_tasks,))
+            config.set_calibration_profile(calib_profile)
+            config.int8_calibrator = _make_calibrator(
+                trt, calibration, 1, n_tasks,
+                self.cache.folder.parent / f"{self.key.digest()}.calib")
+        if dla_core is not None:
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = dla_core
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise BackendError(f"TensorRT failed to build an engine from {onnx_path}")
+        timing_path.parent.mkdir(parents=True, exist_ok=True)
+        timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+        return bytes(serialized)
+
+    def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        trt = self.trt
+        ins, outs = [], []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            spec = TensorSpec(name, tuple(d if d >= 0 else None
+                                          for d in self.engine.get_tensor_shape(name)),
+                              str(self.engine.get_tensor_dtype(name)))
+            (ins if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+             else outs).append(spec)
+        return ins, outs
+
+    def _bind(self, batch: int, tasks: int) -> dict[str, Any]:
+        """Device buffers for one (batch, tasks) shape, allocated once and reused."""
+        torch = self.torch
+        key = (batch, tasks)
+        if key not in self._buffers:
+            h, w = self.config.input_height, self.config.input_width
+            bufs = {
+                "image": torch.empty((batch, 3, h, w), dtype=torch.float32, device="cuda"),
+                "task_ids": torch.empty((tasks,), dtype=torch.int64, device="cuda"),
+                "paintings": torch.empty((batch, tasks, 3, h, w), dtype=torch.float32,
+                                         device="cuda"),
+            }
+            self._buffers[key] = bufs
+        return self._buffers[key]
+
+    def run_tensor(self, images: Any, task_ids: Any) -> Any:
+        """CUDA tensors in, CUDA tensor out, asynchronous on this backend's stream."""
+        b, t = int(images.shape[0]), int(task_ids.shape[0])
+        if b > self.max_batch or t > self.max_tasks:
+            raise BackendError(f"engine profile allows batch <= {self.max_batch} and tasks <= "
+                               f"{self.max_tasks}, got {b} and {t}")
+        bufs = self._bind(b, t)
+        stream = self.stream
+        with self.torch.cuda.stream(stream):
+            bufs["image"].copy_(images, non_blocking=True)
+            bufs["task_ids"].copy_(task_ids, non_blocking=True)
+            self.context.set_input_shape("image", tuple(bufs["image"].shape))
+            self.context.set_input_shape("task_ids", tuple(bufs["task_ids"].shape))
+            for name, tensor in bufs.items():
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise BackendError("TensorRT execution failed")
+        return bufs["paintings"]
+
+    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
+                     len(self.config.tasks))
+        torch = self.torch
+        out = self.run_tensor(torch.from_numpy(images).pin_memory().cuda(non_blocking=True),
+                              torch.from_numpy(task_ids.astype(np.int64)).cuda())
+        self.stream.synchronize()
+        return out.cpu().numpy()
+
+    def close(self) -> None:
+        self._buffers.clear()
+        self.context = None
+        self.engine = None
+        self.torch.cuda.empty_cache()

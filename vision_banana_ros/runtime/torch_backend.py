@@ -1,0 +1,98 @@
+"""PyTorch backend: CPU or CUDA, fp32 or fp16 (CUDA), CUDA graphs for static shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
+
+
+class TorchBackend:
+    """Runs a checkpoint with PyTorch.
+
+    Args:
+        model_path: checkpoint file.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32`` or ``fp16`` (CUDA only).
+        threads: CPU threads (``torch.set_num_threads``); keep at or below the core count.
+        cuda_graphs: capture one CUDA graph per (batch, tasks) shape and replay it.
+    """
+
+    name = "torch"
+
+    def __init__(self, model_path: Path, *, device: str = "cpu", precision: str = "fp32",
+                 threads: int | None = None, cuda_graphs: bool = False,
+                 model: Any = None) -> None:
+        import torch
+
+        from vision_banana_ros.model import load_model
+
+        if precision not in ("fp32", "fp16"):
+            raise BackendError(f"torch backend precision must be fp32 or fp16, got {precision}")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(f"device {device} requested but CUDA is not available")
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise BackendError("fp16 needs a CUDA device with the torch backend")
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        if model is None:
+            model, _ = load_model(Path(model_path), device=device)
+        self.model = model.to(device).eval()
+        if precision == "fp16":
+            self.model = self.model.half()
+        self.device = device
+        self.precision = precision
+        self.config = self.model.config
+        self.cuda_graphs = cuda_graphs and device.startswith("cuda")
+        self._graphs: dict[tuple[int, int], Any] = {}
+        self._dtype = torch.float16 if precision == "fp16" else torch.float32
+
+    def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        h, w = self.config.input_height, self.config.input_width
+        return ([TensorSpec("image", (None, 3, h, w), "float32"),
+                 TensorSpec("task_ids", (None,), "int64")],
+                [TensorSpec("paintings", (None, None, 3, h, w), "float32")])
+
+    def run_tensor(self, images: Any, task_ids: Any) -> Any:
+        """Torch tensors in, torch tensor out, on this backend's device (no host copies)."""
+        torch = self.torch
+        with torch.inference_mode():
+            if not self.cuda_graphs:
+                return self.model(images.to(self._dtype), task_ids).float()
+            key = (images.shape[0], task_ids.shape[0])
+            if key not in self._graphs:
+                static_in = images.to(self._dtype).clone()
+                static_ids = task_ids.clone()
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(3):
+                        self.model(static_in, static_ids)
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    static_out = self.model(static_in, static_ids)
+                self._graphs[key] = (graph, static_in, static_ids, static_out)
+            graph, static_in, static_ids, static_out = self._graphs[key]
+            static_in.copy_(images)
+            static_ids.copy_(task_ids)
+            graph.replay()
+            return static_out.float()
+
+    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
+                     len(self.config.tasks))
+        torch = self.torch
+        out = self.run_tensor(torch.from_numpy(images).to(self.device),
+                              torch.from_numpy(task_ids.astype(np.int64)).to(self.device))
+        return out.cpu().numpy()
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self.model = None
+        if self.device.startswith("cuda"):
+            self.torch.cuda.empty_cache()

@@ -1,0 +1,1 @@
+"""Distillation training: data stream, teachers, losses, the training loop."""
