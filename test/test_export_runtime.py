@@ -55,7 +55,7 @@ def test_decoded_graph_returns_metres_and_ids(tiny, tmp_path):
     assert [o.name for o in sess.get_outputs()] == ["paintings", "depth", "semantic"]
     image = np.random.default_rng(1).random((2, 3, 64, 64), dtype=np.float32)
     fx = np.array([100.0, -1.0], np.float32)  # second frame: no intrinsics
-    paint, depth, sem = sess.run(None, {"image": image, "fx": fx})
+    _, depth, sem = sess.run(None, {"image": image, "fx": fx})
     with torch.inference_mode():
         ref = decode_depth_torch(model(torch.from_numpy(image), torch.tensor([0]))[:, 0])
     np.testing.assert_allclose(depth[0], ref[0].numpy() * 100.0 / 200.0, rtol=1e-4)
@@ -85,7 +85,7 @@ def test_onnx_with_unexpected_inputs_is_rejected(tmp_path, tiny):
 
     bad = tmp_path / "other.onnx"
     torch.onnx.export(Other(), (torch.rand(1, 3, 8, 8),), str(bad), dynamo=False)
-    with pytest.raises(BackendError, match="other.onnx has no vision_banana_ros.model_config"):
+    with pytest.raises(BackendError, match=r"other\.onnx has no vision_banana_ros\.model_config"):
         OnnxRuntimeBackend(bad)
     _, _, _ = tiny
     dec = export_onnx(tiny[0], tmp_path / "dec.onnx", decode_in_graph=True)
@@ -107,7 +107,7 @@ def test_auto_chooses_onnxruntime_here_and_says_why(tiny, monkeypatch, tmp_path)
 
 
 def test_tensorrt_request_gives_one_clear_error(tiny):
-    with pytest.raises(BackendError, match="TensorRT is not installed. On Jetson"):
+    with pytest.raises(BackendError, match=r"TensorRT is not installed\. On Jetson"):
         create_backend("tensorrt", tiny[1])
     with pytest.raises(BackendError, match="unknown backend"):
         create_backend("tensorflow", tiny[1])

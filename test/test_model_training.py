@@ -96,7 +96,7 @@ def test_checkpoint_errors_name_the_file_and_the_mismatch(tmp_path):
     save_checkpoint(good, model)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:2000])
-    with pytest.raises(CheckpointError, match="truncated.pt is corrupt or truncated"):
+    with pytest.raises(CheckpointError, match=r"truncated\.pt is corrupt or truncated"):
         load_model(truncated)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_model(tmp_path / "missing.pt")
@@ -180,5 +180,5 @@ def test_onnx_teacher_replaces_depth(tmp_path, shards):
     bad = tmp_path / "bad.onnx"
     torch.onnx.export(TwoInputs(), (torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)), str(bad),
                       dynamo=False)
-    with pytest.raises(TeacherError, match="bad.onnx must have one input and one output"):
+    with pytest.raises(TeacherError, match=r"bad\.onnx must have one input and one output"):
         OnnxDepthTeacher(bad, 200.0)
