@@ -118,7 +118,7 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
 
     calibration = None
     if args.precision == "int8":
-        from vision_banana_ros.model.export import onnx_metadata
+        from vision_banana_ros.model.onnx_meta import onnx_metadata
         from vision_banana_ros.runtime.calibration import calibration_images, shard_rgb
 
         if not args.calibration_data:

@@ -4,7 +4,9 @@ from vision_banana_ros.geometry.camera import (
     backproject,
     check_intrinsics,
     normals_from_depth,
+    rotation_to_quaternion,
     scale_intrinsics,
 )
 
-__all__ = ["backproject", "check_intrinsics", "normals_from_depth", "scale_intrinsics"]
+__all__ = ["backproject", "check_intrinsics", "normals_from_depth", "rotation_to_quaternion",
+           "scale_intrinsics"]

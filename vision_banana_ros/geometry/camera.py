@@ -131,3 +131,19 @@ def normals_from_depth(depth: np.ndarray, k: np.ndarray,
         | (norm[..., 0] == 0)
     n[bad] = np.nan
     return n.astype(np.float32)
+
+
+def rotation_to_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
+    """(3, 3) rotation matrix -> unit quaternion (x, y, z, w), w >= 0."""
+    r = np.asarray(r, dtype=np.float64)
+    m = np.array([
+        [r[0, 0] - r[1, 1] - r[2, 2], 0.0, 0.0, 0.0],
+        [r[0, 1] + r[1, 0], r[1, 1] - r[0, 0] - r[2, 2], 0.0, 0.0],
+        [r[0, 2] + r[2, 0], r[1, 2] + r[2, 1], r[2, 2] - r[0, 0] - r[1, 1], 0.0],
+        [r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1], r[0, 0] + r[1, 1] + r[2, 2]],
+    ]) / 3.0
+    values, vectors = np.linalg.eigh(m + np.tril(m, -1).T)  # symmetric (Bar-Itzhack)
+    q = vectors[:, int(np.argmax(values))]
+    if q[3] < 0:
+        q = -q
+    return float(q[0]), float(q[1]), float(q[2]), float(q[3])

@@ -16,7 +16,6 @@ vocabulary are stored in the ONNX metadata, so an ONNX file is self-describing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -31,10 +30,14 @@ from vision_banana_ros.codecs import decode_depth_torch, decode_normals_torch
 from vision_banana_ros.codecs.semantic import decode_semantic_torch
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.model.network import VisionBananaNet
+from vision_banana_ros.model.onnx_meta import (  # noqa: F401  (re-exported)
+    META_CONFIG,
+    META_GRAPH,
+    META_TASKS,
+    file_sha256,
+    onnx_metadata,
+)
 
-META_CONFIG = "vision_banana_ros.model_config"
-META_GRAPH = "vision_banana_ros.graph"
-META_TASKS = "vision_banana_ros.decoded_tasks"
 DEFAULT_OPSET = 17
 
 
@@ -118,14 +121,6 @@ def export_onnx(model: VisionBananaNet, path: Path, *, decode_in_graph: bool = F
     return path
 
 
-def onnx_metadata(path: Path) -> dict[str, str]:
-    """The metadata properties of an ONNX file (empty when it has none)."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}
-
-
 def parity(model: VisionBananaNet, onnx_path: Path, images: np.ndarray,
            task_ids: np.ndarray) -> float:
     """Max |ONNX Runtime - PyTorch| over the paintings of ``images`` (N, 3, H, W) float32."""
@@ -136,12 +131,3 @@ def parity(model: VisionBananaNet, onnx_path: Path, images: np.ndarray,
     with torch.inference_mode():
         want = model.eval()(torch.from_numpy(images), torch.from_numpy(task_ids)).numpy()
     return float(np.abs(got - want).max())
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

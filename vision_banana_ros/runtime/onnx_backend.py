@@ -9,7 +9,7 @@ import numpy as np
 
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.model.config import ModelConfig
-from vision_banana_ros.model.export import META_CONFIG, META_GRAPH
+from vision_banana_ros.model.onnx_meta import META_CONFIG, META_GRAPH
 from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
 
 

@@ -49,11 +49,13 @@ def onnx_for(model_path: Path) -> Path:
     """The plain ONNX graph of a model file, exporting a checkpoint into the cache once."""
     if model_path.suffix == ".onnx":
         return model_path
-    from vision_banana_ros.model import load_model
-    from vision_banana_ros.model.export import export_onnx, file_sha256
+    from vision_banana_ros.model.onnx_meta import file_sha256
 
     target = cache_dir() / "onnx" / f"{file_sha256(model_path)[:16]}.onnx"
     if not target.is_file():
+        from vision_banana_ros.model import load_model
+        from vision_banana_ros.model.export import export_onnx
+
         LOG.info("exporting %s to %s", model_path, target)
         model, _ = load_model(model_path)
         export_onnx(model, target)

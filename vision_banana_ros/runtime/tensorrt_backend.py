@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 
 from vision_banana_ros.model.config import ModelConfig
-from vision_banana_ros.model.export import META_CONFIG, META_GRAPH, file_sha256, onnx_metadata
+from vision_banana_ros.model.onnx_meta import (
+    META_CONFIG,
+    META_GRAPH,
+    file_sha256,
+    onnx_metadata,
+)
 from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
 from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey
 

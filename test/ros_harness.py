@@ -1,0 +1,119 @@
+"""Helpers for tests with real rclpy across processes, each test on its own ROS domain."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "config" / "vision_banana.yaml"
+_domains = itertools.count(40 + (os.getpid() % 20) * 5)
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(domain)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return env
+
+
+def new_domain() -> int:
+    return next(_domains) % 100 + 1
+
+
+class Proc:
+    """A child process with its output in a log file; stopped with SIGINT, then killed."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._f = log.open("w")
+        self.p = subprocess.Popen(args, env=env, stdout=self._f, stderr=subprocess.STDOUT,
+                                  cwd=ROOT)
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, needle: str, timeout: float = 60.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if needle in self.text():
+                return True
+            if self.p.poll() is not None:
+                return needle in self.text()
+            time.sleep(0.1)
+        return False
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._f.close()
+        return self.p.returncode
+
+
+def start_node(tmp: Path, domain: int, params: dict[str, Any] | None = None,
+               name: str = "node") -> Proc:
+    args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args",
+            "--params-file", str(PARAMS), "-r", "image:=/camera/color/image_raw",
+            "-r", "image/compressed:=/camera/color/image_raw/compressed",
+            "-r", "camera_info:=/camera/color/camera_info"]
+    for k, v in (params or {}).items():
+        value = ("true" if v else "false") if isinstance(v, bool) else v
+        args += ["-p", f"{k}:={value}"]
+    return Proc(args, ros_env(domain), tmp / f"{name}.log")
+
+
+def replay(tmp: Path, domain: int, *args: str, name: str = "replay") -> Proc:
+    return Proc([sys.executable, "-m", "vision_banana_ros.ros.replay", *args], ros_env(domain),
+                tmp / f"{name}.log")
+
+
+class RosClient:
+    """An rclpy node in the test process on its own domain (own context)."""
+
+    def __init__(self, domain: int) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.rclpy = rclpy
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=domain)
+        self.node = rclpy.create_node("test_client", context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, done: Any, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if done():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return bool(done())
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {name} not available")
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout)
+        self.node.destroy_client(client)
+        if not future.done():
+            raise TimeoutError(f"service {name} did not answer")
+        return future.result()
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.ctx.try_shutdown()

@@ -1,0 +1,114 @@
+"""Per-object geometry for manipulation: object clouds, oriented boxes, support plane (open3d).
+
+Frames: everything in the camera optical frame, metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ObjectGeometry:
+    """One object instance.
+
+    Attributes:
+        instance: instance id (>= 1).
+        points: (N, 3) float32 points after filtering.
+        center: (3,) box centre; extent: (3,) box side lengths; rotation: (3, 3) box axes
+            (columns) in the camera frame.
+    """
+
+    instance: int
+    points: np.ndarray
+    center: np.ndarray
+    extent: np.ndarray
+    rotation: np.ndarray
+
+
+@dataclass
+class Plane:
+    """Support plane n . p + d = 0 with unit normal facing the camera, and its inlier count."""
+
+    normal: np.ndarray
+    offset: float
+    inliers: int
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance of (N, 3) points (positive on the camera side)."""
+        return points @ self.normal + self.offset
+
+
+def _cloud(points: np.ndarray):
+    import open3d as o3d
+
+    pc = o3d.geometry.PointCloud()
+    pc.points = o3d.utility.Vector3dVector(points.astype(np.float64))
+    return pc
+
+
+def fit_support_plane(points: np.ndarray, distance_m: float = 0.01, iterations: int = 200,
+                      seed: int = 0) -> Plane | None:
+    """RANSAC plane through (N, 3) points (typically the non-object points); None if < 3."""
+    import open3d as o3d
+
+    if len(points) < 3:
+        return None
+    o3d.utility.random.seed(seed)
+    model, inliers = _cloud(points).segment_plane(distance_threshold=distance_m, ransac_n=3,
+                                                  num_iterations=iterations)
+    normal = np.asarray(model[:3], dtype=np.float64)
+    norm = np.linalg.norm(normal)
+    if norm == 0:
+        return None
+    normal, offset = normal / norm, float(model[3]) / norm
+    if offset < 0:  # the camera (origin) is on the positive side: n . 0 + d > 0
+        normal, offset = -normal, -offset
+    return Plane(normal=normal, offset=offset, inliers=len(inliers))
+
+
+def object_geometries(points: np.ndarray, instances: np.ndarray, *, voxel_m: float = 0.0,
+                      outlier_neighbours: int = 0, outlier_std: float = 2.0,
+                      plane: Plane | None = None, plane_margin_m: float = 0.01,
+                      min_points: int = 20, max_points: int = 20000) -> list[ObjectGeometry]:
+    """Filter each instance's points and fit an oriented bounding box.
+
+    Args:
+        points: (N, 3) finite points; instances: (N,) ids (0 = no object).
+        voxel_m: voxel size for downsampling (0 = off).
+        outlier_neighbours: neighbours of statistical outlier removal (0 = off).
+        plane: support plane whose points (within ``plane_margin_m``) are removed first.
+        min_points: objects with fewer points after filtering are skipped.
+        max_points: larger objects are subsampled evenly first (bounded time per frame).
+    """
+    import open3d as o3d
+
+    out = []
+    for inst in np.unique(instances[instances > 0]):
+        pts = points[instances == inst]
+        if plane is not None:
+            pts = pts[plane.distance(pts) > plane_margin_m]
+        if len(pts) < min_points:
+            continue
+        if len(pts) > max_points:
+            pts = pts[:: int(np.ceil(len(pts) / max_points))]
+        pc = _cloud(pts)
+        if voxel_m > 0:
+            pc = pc.voxel_down_sample(voxel_m)
+        if outlier_neighbours > 0 and len(pc.points) > outlier_neighbours:
+            pc, _ = pc.remove_statistical_outlier(nb_neighbors=outlier_neighbours,
+                                                  std_ratio=outlier_std)
+        if len(pc.points) < max(4, min_points // 2):
+            continue
+        try:
+            box = pc.get_oriented_bounding_box()
+        except RuntimeError:  # degenerate (coplanar or collinear) points
+            box = o3d.geometry.OrientedBoundingBox.create_from_axis_aligned_bounding_box(
+                pc.get_axis_aligned_bounding_box())
+        out.append(ObjectGeometry(instance=int(inst),
+                                  points=np.asarray(pc.points, dtype=np.float32),
+                                  center=np.asarray(box.center), extent=np.asarray(box.extent),
+                                  rotation=np.asarray(box.R)))
+    return out

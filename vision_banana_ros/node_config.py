@@ -1,0 +1,126 @@
+"""The node's parameters: one table with defaults, descriptions, ranges and liveness.
+
+The ROS node declares every row (with its description and range), ``config/vision_banana.yaml``
+holds the same defaults (a test keeps them equal), and :func:`validate` checks a full set at
+configure time with errors that name the parameter. Rows with ``live=True`` are applied while
+running through the parameter callback; the others need cleanup and configure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vision_banana_ros.codecs import parse_tasks
+from vision_banana_ros.errors import VisionBananaError
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    live: bool = False
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("model_path", "", "Model checkpoint (.pt) or ONNX (.onnx); empty: the shipped model"),
+    Param("backend", "auto", "Inference backend", choices=("auto", "tensorrt", "onnxruntime",
+                                                           "torch")),
+    Param("device", "auto", "auto, cpu, cuda or cuda:N"),
+    Param("precision", "fp32", "fp32, fp16 (CUDA) or int8 (TensorRT)",
+          choices=("fp32", "fp16", "int8")),
+    Param("threads", 2, "CPU threads for inference (at most the core count)", 1, 256),
+    Param("tasks", "depth,instances,semantic,normals",
+          "Comma-separated tasks: depth, instances, semantic, normals"),
+    Param("input_transport", "raw", "Subscribe to image (raw) or image/compressed",
+          choices=("raw", "compressed")),
+    Param("use_camera_info", True, "Scale metric depth with the camera's focal length"),
+    Param("camera_info_tolerance_ms", 5.0, "Largest stamp difference for a camera_info match",
+          0.0, 10000.0, live=True),
+    Param("camera_info_fallback_latest", True,
+          "Use the latest camera_info when none matches the image stamp", live=True),
+    Param("require_camera_info", True,
+          "Skip images until a camera_info arrives (false: run without intrinsics)", live=True),
+    Param("depth_min_m", 0.05, "Smallest published depth; closer is NaN", 0.0, 1000.0,
+          live=True),
+    Param("depth_max_m", 10.0, "Largest published depth; farther is NaN", 0.0, 1000.0,
+          live=True),
+    Param("publish_points", True, "Publish ~/points", live=True),
+    Param("points_organized", True, "Organised (H x W, NaN holes) or dense cloud", live=True),
+    Param("points_stride", 1, "Use every n-th pixel in both directions", 1, 64, live=True),
+    Param("points_voxel_m", 0.0, "Voxel downsampling of ~/points (0 off; makes it dense)",
+          0.0, 1.0, live=True),
+    Param("points_outlier_neighbours", 0,
+          "Statistical outlier removal neighbours for ~/points (0 off; makes it dense)",
+          0, 200, live=True),
+    Param("publish_objects", True, "Publish ~/objects (one oriented box per instance)",
+          live=True),
+    Param("objects_remove_support_plane", True,
+          "Remove the RANSAC support plane from object clouds", live=True),
+    Param("objects_voxel_m", 0.005, "Voxel size for object clouds (0 off)", 0.0, 1.0,
+          live=True),
+    Param("objects_outlier_neighbours", 16, "Outlier removal neighbours for objects (0 off)",
+          0, 200, live=True),
+    Param("objects_min_points", 50, "Smallest object in points", 1, 1_000_000, live=True),
+    Param("publish_overlay", True, "Publish ~/segmentation/overlay", live=True),
+    Param("publish_task_images", False, "Publish raw paintings on ~/task_images/<task>",
+          live=True),
+    Param("max_rate_hz", 0.0, "Processing rate cap (0: as fast as frames come)", 0.0, 1000.0,
+          live=True),
+    Param("qos_input_reliability", "best_effort", "Input QoS reliability (sensor data: "
+          "best_effort)", choices=("best_effort", "reliable")),
+    Param("qos_input_depth", 5, "Input QoS history depth", 1, 1000),
+    Param("qos_output_reliability", "reliable", "Output QoS reliability",
+          choices=("best_effort", "reliable")),
+    Param("qos_output_depth", 5, "Output QoS history depth", 1, 1000),
+    Param("autostart", True, "Configure and activate at start-up"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics", 0.1, 60.0),
+    Param("log_throttle_s", 5.0, "Throttle of repeated warnings", 0.0, 3600.0, live=True),
+)
+BY_NAME = {p.name: p for p in PARAMS}
+
+
+def defaults() -> dict[str, Any]:
+    """name -> default value."""
+    return {p.name: p.default for p in PARAMS}
+
+
+def check_value(name: str, value: Any) -> Any:
+    """Check one value against its row; returns it (ints accepted for floats).
+
+    Raises:
+        VisionBananaError: unknown name, wrong type, out of range, or not a choice.
+    """
+    if name not in BY_NAME:
+        raise VisionBananaError(f"unknown parameter {name!r}")
+    p = BY_NAME[name]
+    kind = type(p.default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise VisionBananaError(f"parameter {name} must be {kind.__name__}, got "
+                                f"{type(value).__name__} {value!r}")
+    if p.choices and value not in p.choices:
+        raise VisionBananaError(f"parameter {name} must be one of {', '.join(p.choices)}, got "
+                                f"{value!r}")
+    if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
+        raise VisionBananaError(f"parameter {name}={value} is outside [{p.low}, {p.high}]")
+    return value
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Check a complete set of values, including relations between them."""
+    out = {name: check_value(name, values.get(name, BY_NAME[name].default)) for name in BY_NAME}
+    parse_tasks(out["tasks"])
+    if out["depth_min_m"] >= out["depth_max_m"]:
+        raise VisionBananaError(f"depth_min_m ({out['depth_min_m']}) must be below depth_max_m "
+                                f"({out['depth_max_m']})")
+    dev = out["device"]
+    if dev not in ("auto", "cpu", "cuda") and not dev.startswith("cuda:"):
+        raise VisionBananaError(f"parameter device must be auto, cpu, cuda or cuda:N, got "
+                                f"{dev!r}")
+    return out

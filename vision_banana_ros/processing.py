@@ -1,0 +1,135 @@
+"""Everything the node does to one frame except ROS: pipeline, depth range, point cloud,
+objects, overlay. Pure numpy/open3d, shared with the evaluator."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vision_banana_ros.codecs import instance_palette
+from vision_banana_ros.geometry import backproject
+from vision_banana_ros.geometry.objects import (
+    ObjectGeometry,
+    Plane,
+    fit_support_plane,
+    object_geometries,
+)
+from vision_banana_ros.geometry.pointcloud import CloudBuffer, RayCache, build_cloud
+from vision_banana_ros.pipeline import Outputs, Pipeline
+
+_PALETTE = np.vstack([np.zeros((1, 3)), instance_palette(60)])
+_SEMANTIC_TINT = np.array([[0, 0, 0], [0, 160, 255], [255, 200, 0]], np.float32)
+
+
+@dataclass
+class FrameResult:
+    """All outputs of one frame (arrays at the input resolution)."""
+
+    outputs: Outputs
+    k: np.ndarray | None
+    cloud: CloudBuffer | None = None
+    objects: list[ObjectGeometry] = field(default_factory=list)
+    plane: Plane | None = None
+    overlay: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def overlay_image(rgb: np.ndarray, instances: np.ndarray | None,
+                  semantic: np.ndarray | None) -> np.ndarray:
+    """rgb8 overlay for people: instance colours (or semantic tints) blended over the image."""
+    out = rgb.astype(np.float32)
+    if instances is not None:
+        colours = (_PALETTE[np.minimum(instances, len(_PALETTE) - 1)] * 255).astype(np.float32)
+        mask = (instances > 0)[..., None]
+        out = np.where(mask, 0.45 * out + 0.55 * colours, out)
+    elif semantic is not None:
+        tint = _SEMANTIC_TINT[np.minimum(semantic, 2)]
+        mask = ((semantic > 0) & (semantic < 3))[..., None]
+        out = np.where(mask, 0.5 * out + 0.5 * tint, out)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class FrameProcessor:
+    """Runs the pipeline and the geometry on frames, with options from the node's parameters."""
+
+    def __init__(self, pipeline: Pipeline, options: dict[str, Any]) -> None:
+        self.pipeline = pipeline
+        self.options = dict(options)
+        self.rays = RayCache()
+
+    def __call__(self, rgb: np.ndarray, k: np.ndarray | None) -> FrameResult:
+        o = self.options
+        out = self.pipeline(rgb, k if o["use_camera_info"] else None,
+                            keep_paintings=o["publish_task_images"])
+        t0 = time.perf_counter()
+        result = FrameResult(outputs=out, k=k)
+        if out.depth is not None:
+            d = out.depth
+            d[(d < o["depth_min_m"]) | (d > o["depth_max_m"])] = np.nan
+        if out.depth is not None and k is not None and o["publish_points"]:
+            result.cloud = self._scene_cloud(rgb, out, k)
+        t1 = time.perf_counter()
+        if (out.depth is not None and out.instances is not None and k is not None
+                and o["publish_objects"]):
+            self._objects(result)
+        t2 = time.perf_counter()
+        if o["publish_overlay"] and (out.instances is not None or out.semantic is not None):
+            result.overlay = overlay_image(rgb, out.instances, out.semantic)
+        result.timings_ms = {**out.timings_ms, "points": (t1 - t0) * 1e3,
+                             "objects": (t2 - t1) * 1e3,
+                             "overlay": (time.perf_counter() - t2) * 1e3}
+        return result
+
+    def _scene_cloud(self, rgb: np.ndarray, out: Outputs, k: np.ndarray) -> CloudBuffer:
+        o = self.options
+        filtered = o["points_voxel_m"] > 0 or o["points_outlier_neighbours"] > 0
+        cloud = build_cloud(out.depth, k, rgb, out.instances,
+                            organized=o["points_organized"] and not filtered,
+                            stride=o["points_stride"], min_depth=o["depth_min_m"],
+                            max_depth=o["depth_max_m"], rays=self.rays)
+        if filtered and cloud.width > 0:
+            cloud = _filter_dense(cloud, o["points_voxel_m"], o["points_outlier_neighbours"])
+        return cloud
+
+    def _objects(self, result: FrameResult) -> None:
+        o = self.options
+        out = result.outputs
+        pts = backproject(out.depth, result.k)
+        valid = np.isfinite(pts[..., 2])
+        ids = out.instances[valid]
+        flat = pts[valid]
+        plane = None
+        if o["objects_remove_support_plane"]:
+            background = flat[ids == 0]
+            if len(background) > 5000:  # RANSAC on a subsample: same plane, 10x faster
+                background = background[:: len(background) // 5000]
+            plane = fit_support_plane(background)
+        result.plane = plane
+        result.objects = object_geometries(
+            flat, ids, voxel_m=o["objects_voxel_m"],
+            outlier_neighbours=o["objects_outlier_neighbours"], plane=plane,
+            min_points=o["objects_min_points"])
+
+
+def _filter_dense(cloud: CloudBuffer, voxel_m: float, neighbours: int) -> CloudBuffer:
+    """Voxel-downsample and/or outlier-filter a dense cloud, keeping each kept point's fields."""
+    import open3d as o3d
+
+    pts = cloud.points
+    xyz = np.stack([pts["x"], pts["y"], pts["z"]], -1).astype(np.float64)
+    pc = o3d.geometry.PointCloud()
+    pc.points = o3d.utility.Vector3dVector(xyz)
+    keep = np.arange(len(xyz))
+    if voxel_m > 0:
+        _, _, groups = pc.voxel_down_sample_and_trace(voxel_m, pc.get_min_bound(),
+                                                      pc.get_max_bound())
+        keep = np.array([g[0] for g in groups], dtype=np.int64)
+        pc = pc.select_by_index(keep.tolist())
+    if neighbours > 0 and len(keep) > neighbours:
+        _, inliers = pc.remove_statistical_outlier(nb_neighbors=neighbours, std_ratio=2.0)
+        keep = keep[np.asarray(inliers, dtype=np.int64)]
+    kept = pts[keep]
+    return CloudBuffer(points=kept, height=1, width=len(kept), is_dense=True)

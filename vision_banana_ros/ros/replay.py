@@ -1,0 +1,235 @@
+"""Replay a bag over real ROS 2 topics and record a node's outputs (separate processes).
+
+    python -m vision_banana_ros.ros.replay play BAG [--rate HZ] [--loops N]
+    python -m vision_banana_ros.ros.replay record --node /vision_banana --out FILE.npz
+        [--frames N] [--timeout S]
+
+``play`` publishes the bag's colour image (raw or compressed) and camera_info on their
+recorded topic names, with their recorded headers, at ``--rate`` (0: as recorded).
+``record`` subscribes to every output topic of the contract under the node's name and saves,
+per topic, the stamps, frame ids, types, encodings and sizes of what arrived (and the arrays of
+the first frames), so tests and the demo can check them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from vision_banana_ros.bags.reader import (
+    BagError,
+    detect_topics,
+    iter_raw,
+    open_reader,
+    topic_types,
+)
+
+#: Output topics of the contract, relative to the node's name, and their types.
+OUTPUTS: dict[str, type] = {
+    "depth/image": Image, "depth/camera_info": CameraInfo,
+    "segmentation/instances": Image, "segmentation/semantic": Image,
+    "segmentation/overlay": Image, "normals/image": Image, "points": PointCloud2,
+    "objects": MarkerArray,
+}
+_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage,
+          "sensor_msgs/msg/CameraInfo": CameraInfo}
+
+
+def load_frames(bag: Path, image: str | None = None,
+                camera_info: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, type]]:
+    """(topic, rclpy message) pairs of the bag's colour and camera_info topics, in order."""
+    reader = open_reader(bag)
+    try:
+        topics = detect_topics(topic_types(reader), image=image, camera_info=camera_info)
+        if topics.image is None:
+            raise BagError(f"bag {bag} has no colour image topic")
+        wanted = [t for t in (topics.image, topics.camera_info) if t]
+        msgs = [(topic, deserialize_message(raw, _TYPES[mtype]))
+                for topic, _, raw, mtype in iter_raw(reader, wanted)]
+        return msgs, {t: _TYPES[topic_types(reader)[t]] for t in wanted}
+    finally:
+        reader.close()
+
+
+class Player(Node):
+    """Publishes recorded messages; camera_info first in each frame so it can be matched."""
+
+    def __init__(self, msgs: list[tuple[str, Any]], types: dict[str, type], rate_hz: float,
+                 loops: int, reliability: str = "reliable") -> None:
+        super().__init__("vision_banana_player")
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
+                         if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT)
+        self.pubs = {t: self.create_publisher(ty, t, qos) for t, ty in types.items()}
+        self.msgs, self.rate_hz, self.loops = msgs, rate_hz, loops
+        self.sent: list[tuple[int, float]] = []  # (image stamp ns, send time)
+
+    def wait_for_subscribers(self, timeout: float = 20.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if all(p.get_subscription_count() > 0 for p in self.pubs.values()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def play(self) -> int:
+        """Publish everything; returns the number of images sent."""
+        images = [m for m in self.msgs if isinstance(m[1], (Image, CompressedImage))]
+        period = 1.0 / self.rate_hz if self.rate_hz > 0 else 0.1
+        infos = [m for m in self.msgs if isinstance(m[1], CameraInfo)]
+        info_by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): (t, m) for t, m in infos}
+        latest_info = infos[0] if infos else None
+        start = time.monotonic()
+        n = 0
+        for _ in range(self.loops):
+            for topic, msg in images:
+                key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+                info = info_by_stamp.get(key, latest_info)
+                if info is not None:
+                    self.pubs[info[0]].publish(info[1])
+                due = start + n * period
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                self.pubs[topic].publish(msg)
+                self.sent.append((key[0] * 1_000_000_000 + key[1], time.monotonic()))
+                n += 1
+        return n
+
+
+class Recorder(Node):
+    """Subscribes to the node's outputs and /diagnostics; keeps a compact record."""
+
+    def __init__(self, node_name: str, keep_arrays: int = 2) -> None:
+        super().__init__("vision_banana_recorder")
+        self.records: dict[str, list[dict[str, Any]]] = {k: [] for k in OUTPUTS}
+        self.arrays: dict[str, Any] = {}
+        self.diagnostics: list[dict[str, str]] = []
+        self.keep_arrays = keep_arrays
+        self.lock = threading.Lock()
+        for rel, ty in OUTPUTS.items():
+            self.create_subscription(ty, f"{node_name}/{rel}",
+                                     lambda m, rel=rel: self._on(rel, m), 10)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        with self.lock:
+            for s in msg.status:
+                self.diagnostics.append({"level": int.from_bytes(s.level, "little")
+                                         if isinstance(s.level, bytes) else int(s.level),
+                                         "message": s.message, "name": s.name,
+                                         **{kv.key: kv.value for kv in s.values}})
+
+    def _on(self, rel: str, msg: Any) -> None:
+        now = time.monotonic()
+        if isinstance(msg, MarkerArray):
+            header = msg.markers[0].header if msg.markers else None
+        else:
+            header = msg.header
+        rec: dict[str, Any] = {"received": now}
+        if header is not None:
+            rec["stamp_ns"] = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+            rec["frame_id"] = header.frame_id
+        if isinstance(msg, Image):
+            rec.update(encoding=msg.encoding, width=msg.width, height=msg.height,
+                       step=msg.step, bytes=len(msg.data))
+        elif isinstance(msg, PointCloud2):
+            rec.update(width=msg.width, height=msg.height, point_step=msg.point_step,
+                       fields=[f.name for f in msg.fields], is_dense=bool(msg.is_dense))
+        elif isinstance(msg, CameraInfo):
+            rec.update(width=msg.width, height=msg.height, k=list(msg.k))
+        elif isinstance(msg, MarkerArray):
+            rec.update(markers=len(msg.markers) - 1)
+        with self.lock:
+            index = len(self.records[rel])
+            self.records[rel].append(rec)
+            if index < self.keep_arrays:
+                key = f"{rel.replace('/', '.')}.{index}"
+                if isinstance(msg, (Image, PointCloud2)):
+                    self.arrays[key] = np.frombuffer(msg.data, np.uint8).copy()
+                elif isinstance(msg, CameraInfo):
+                    self.arrays[key] = np.asarray(msg.k, np.float64)
+
+    def count(self, rel: str) -> int:
+        with self.lock:
+            return len(self.records[rel])
+
+    def save(self, path: Path) -> None:
+        with self.lock:
+            meta = json.dumps({"records": self.records, "diagnostics": self.diagnostics})
+            np.savez(path, meta=np.frombuffer(meta.encode(), np.uint8), **self.arrays)
+
+
+def load_record(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read what ``record`` saved: (meta dict, arrays)."""
+    with np.load(path) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+    return meta, arrays
+
+
+def _spin_until(node: Node, done: Any, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not done():
+        rclpy.spin_once(node, timeout_sec=0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vision_banana_ros.ros.replay")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    play = sub.add_parser("play")
+    play.add_argument("bag", type=Path)
+    play.add_argument("--rate", type=float, default=10.0)
+    play.add_argument("--loops", type=int, default=1)
+    play.add_argument("--image-topic")
+    play.add_argument("--info-topic")
+    play.add_argument("--reliability", default="reliable")
+    rec = sub.add_parser("record")
+    rec.add_argument("--node", default="/vision_banana")
+    rec.add_argument("--out", type=Path, required=True)
+    rec.add_argument("--frames", type=int, default=1, help="stop after this many depth images")
+    rec.add_argument("--topic", default="depth/image", help="output counted for --frames")
+    rec.add_argument("--timeout", type=float, default=60.0)
+    rec.add_argument("--linger", type=float, default=1.0, help="seconds to keep recording")
+    args, ros_args = parser.parse_known_args(argv)
+    rclpy.init(args=ros_args)
+    try:
+        if args.cmd == "play":
+            try:
+                msgs, types = load_frames(args.bag, args.image_topic, args.info_topic)
+            except BagError as err:
+                print(f"replay play: error: {err}", file=sys.stderr)
+                return 2
+            node = Player(msgs, types, args.rate, args.loops, args.reliability)
+            if not node.wait_for_subscribers():
+                print("replay play: warning: no subscriber after 20 s", file=sys.stderr)
+            n = node.play()
+            time.sleep(0.5)
+            print(f"published {n} images")
+        else:
+            node = Recorder(args.node)
+            _spin_until(node, lambda: node.count(args.topic) >= args.frames, args.timeout)
+            _spin_until(node, lambda: False, args.linger)
+            node.save(args.out)
+            print(f"recorded {node.count(args.topic)} {args.topic} messages")
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
