@@ -140,6 +140,45 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from vision_banana_ros.evaluation.bag_eval import EvalConfig, Evaluation, parse_thresholds
+
+    cfg = EvalConfig(bag=args.bag, out=args.out, image_topic=args.image_topic,
+                     info_topic=args.camera_info_topic, depth_topic=args.depth_topic,
+                     instances_topic=args.instances_topic, semantic_topic=args.semantic_topic,
+                     model=args.model, backend=args.backend, device=args.device,
+                     precision=args.precision, threads=args.threads, tasks=args.tasks,
+                     max_frames=args.max_frames, write_bag=not args.no_bag,
+                     plots=not args.no_plots, fail_under=parse_thresholds(args.fail_under),
+                     progress=not args.quiet)
+    if args.live:
+        from vision_banana_ros.evaluation.live import live_eval
+
+        doc = live_eval(cfg, rate_hz=args.rate, start_node=not args.no_start_node,
+                        node_name=args.node_name)
+    else:
+        doc = Evaluation(cfg).run()
+    s = doc["summary"]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in s.items() if v is not None) or \
+        "no accuracy (the bag has no ground truth)"
+    fps = doc.get("throughput_fps")
+    print(f"evaluated {doc['frames']} frames of {args.bag}: {shown}; "
+          f"{fps:.1f} frames/s" if fps else f"evaluated {doc['frames']} frames: {shown}")
+    for note in doc["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {args.out}/metrics.json, report.md, frames.csv"
+          f"{'' if args.no_bag else ', outputs/ (bag)'}")
+    if doc["interrupted"]:
+        return 130
+    if not doc["passed"]:
+        failed = [f"{k} {c['value']} (needs {c['threshold']})"
+                  for k, c in doc["fail_under"].items() if not c["passed"]]
+        print(f"vision-banana eval: FAILED thresholds: {', '.join(failed) or 'unknown metric'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -212,6 +251,35 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--calibration-data", type=Path, help="shard folder for int8")
     be.add_argument("--calibration-frames", type=int, default=256)
     be.set_defaults(func=_cmd_build_engine)
+
+    ev = sub.add_parser("eval", help="accuracy and speed on a recorded bag")
+    ev.add_argument("bag", type=Path, help="ROS 2 bag folder (mcap/sqlite3) or ROS 1 .bag")
+    ev.add_argument("--out", type=Path, required=True, help="output folder")
+    ev.add_argument("--image-topic")
+    ev.add_argument("--camera-info-topic")
+    ev.add_argument("--depth-topic", help="ground truth depth (16UC1 mm or 32FC1 m)")
+    ev.add_argument("--instances-topic", help="ground truth instance ids (16UC1)")
+    ev.add_argument("--semantic-topic", help="ground truth class ids (mono8)")
+    ev.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
+    ev.add_argument("--backend", default="auto")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--precision", default="fp32")
+    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--tasks", default="depth,instances,semantic,normals")
+    ev.add_argument("--max-frames", type=int)
+    ev.add_argument("--fail-under", action="append", metavar="NAME=VALUE",
+                    help="exit 1 unless the metric reaches VALUE (at most VALUE for abs_rel, "
+                         "rmse, chamfer_m); repeatable")
+    ev.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    ev.add_argument("--no-plots", action="store_true")
+    ev.add_argument("--live", action="store_true",
+                    help="publish the bag over ROS 2 into a running node and record its outputs")
+    ev.add_argument("--rate", type=float, default=10.0, help="live: publish rate (0: recorded)")
+    ev.add_argument("--node-name", default="/vision_banana", help="live: the node's name")
+    ev.add_argument("--no-start-node", action="store_true",
+                    help="live: use a node that is already running")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=_cmd_eval)
 
     bench = sub.add_parser("bench", help="run benchmarks (ratios against named baselines)")
     bench.add_argument("--only", action="append", metavar="GROUP",

@@ -60,6 +60,13 @@ class RgbdBagWriter:
     def __exit__(self, *exc: Any) -> None:
         self._writer.close()
 
+    def write_message(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
+        """Write any rosbags message on ``topic`` (the connection is added on first use)."""
+        ts = typestore()
+        if topic not in self._conns:
+            self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=ts)
+        self._writer.write(self._conns[topic], stamp_ns, ts.serialize_cdr(msg, msgtype))
+
     def write(self, rgb: np.ndarray, depth_m: np.ndarray, k: np.ndarray,
               instances: np.ndarray | None = None) -> int:
         """Write one frame; returns its stamp in nanoseconds."""

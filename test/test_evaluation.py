@@ -1,0 +1,163 @@
+"""vision-banana eval on small bags written in the test (exact ground truth)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vision_banana_ros.bags import RgbdBagWriter, image_msg, typestore
+from vision_banana_ros.bags.reader import BagError
+from vision_banana_ros.evaluation.bag_eval import EvalConfig, Evaluation, parse_thresholds
+from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+PRED_DEPTH, PRED_INST = "/vision_banana/depth/image", "/vision_banana/segmentation/instances"
+
+
+def _bag_with_predictions(path: Path, scale: float, frames: int = 3,
+                          shuffle_ids: bool = False) -> Path:
+    """A RealSense-layout bag with exact ground truth, plus 'recorded predictions' on the
+    node's topics: the ground-truth depth (as recorded, mm) times ``scale`` and the
+    ground-truth instances, renumbered."""
+    scenes = [render_spheres_on_plane(160, 120, n_spheres=3, seed=s) for s in range(frames)]
+    with RgbdBagWriter(path) as w:
+        for f in scenes:
+            stamp = w.write(f.rgb, f.depth, f.k, f.instances)
+            gt_mm = np.where(np.isfinite(f.depth), np.rint(f.depth * 1000) / 1000, np.nan)
+            ids = np.where(f.instances > 0, 10 - f.instances, 0).astype(np.uint16) \
+                if shuffle_ids else f.instances
+            for topic, arr, enc in ((PRED_DEPTH, (gt_mm * scale).astype(np.float32), "32FC1"),
+                                    (PRED_INST, ids, "16UC1")):
+                w.write_message(topic, "sensor_msgs/msg/Image", stamp,
+                                image_msg(arr, enc, stamp, "camera_color_optical_frame"))
+    return path
+
+
+def _evaluate(bag: Path, out: Path, **kw) -> dict:
+    return Evaluation(EvalConfig(bag=bag, out=out, pred_depth_topic=PRED_DEPTH,
+                                 pred_instances_topic=PRED_INST, progress=False, **kw)).run()
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.1, 1.3])
+def test_metrics_of_recorded_predictions_match_independent_values(tmp_path, scale):
+    bag = _bag_with_predictions(tmp_path / "bag", scale, shuffle_ids=True)
+    doc = _evaluate(bag, tmp_path / "out")
+    s = doc["summary"]
+    assert doc["frames"] == 3 and doc["frames_with_depth"] == 3
+    assert s["abs_rel"] == pytest.approx(abs(scale - 1), abs=1e-5)
+    expected_delta1 = 1.0 if max(scale, 1 / scale) < 1.25 else 0.0
+    assert s["delta1"] == pytest.approx(expected_delta1)
+    assert s["delta2"] == pytest.approx(1.0 if scale < 1.5625 else 0.0)
+    assert s["median_scaled_abs_rel"] == pytest.approx(0.0, abs=1e-5)
+    assert s["f_measure"] == pytest.approx(1.0) and s["matched_iou"] == pytest.approx(1.0)
+    # Chamfer distance of perfect clouds is 0; scaled clouds move by (s - 1) * depth at most
+    if scale == 1.0:
+        assert s["chamfer_m"] == pytest.approx(0.0, abs=1e-6)
+    else:
+        assert 0.001 < s["chamfer_m"] < (scale - 1) * 1.5
+    out = tmp_path / "out"
+    for name in ("metrics.json", "report.md", "frames.csv", "error_vs_depth.png",
+                 "per_frame.png", "example_0.png"):
+        assert (out / name).stat().st_size > 100, name
+    assert json.loads((out / "metrics.json").read_text())["schema"] == "vision_banana_ros/eval/1"
+    assert "where the time goes" in (out / "report.md").read_text()
+
+
+def test_fail_under_gates_the_exit_status(tmp_path):
+    bag = _bag_with_predictions(tmp_path / "bag", 1.3)
+    doc = _evaluate(bag, tmp_path / "o1", fail_under=parse_thresholds(["delta1=0.9"]))
+    assert not doc["passed"] and doc["fail_under"]["delta1"]["value"] == 0.0
+    doc = _evaluate(bag, tmp_path / "o2",
+                    fail_under=parse_thresholds(["delta2=0.9,abs_rel=0.31"]))
+    assert doc["passed"]
+    with pytest.raises(Exception, match="NAME=VALUE"):
+        parse_thresholds(["delta1>0.9"])
+
+
+def test_model_run_on_a_synthetic_bag_writes_the_output_bag(tmp_path):
+    from rosbags.highlevel import AnyReader
+
+    from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
+
+    save_checkpoint(tmp_path / "tiny.pt", build_model(ModelConfig(
+        arch="vb-tiny", input_width=64, input_height=64, pretrained=False)))
+    scenes = [render_spheres_on_plane(128, 96, seed=s) for s in range(2)]
+    with RgbdBagWriter(tmp_path / "bag") as w:
+        for f in scenes:
+            w.write(f.rgb, f.depth, f.k, f.instances)
+    doc = Evaluation(EvalConfig(bag=tmp_path / "bag", out=tmp_path / "out",
+                                model=str(tmp_path / "tiny.pt"), backend="onnxruntime",
+                                threads=1, progress=False)).run()
+    assert doc["frames"] == 2 and doc["summary"]["delta1"] is not None
+    assert set(doc["latency_ms"]) >= {"read", "inference", "decode", "metrics", "write"}
+    with AnyReader([tmp_path / "out" / "outputs"], default_typestore=typestore()) as r:
+        topics = {c.topic: c.msgtype for c in r.connections}
+    assert topics["/vision_banana/depth/image"] == "sensor_msgs/msg/Image"
+    assert topics["/vision_banana/points"] == "sensor_msgs/msg/PointCloud2"
+    assert topics["/vision_banana/objects"] == "visualization_msgs/msg/MarkerArray"
+    assert "/camera/color/image_raw" in topics
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vision_banana_ros.cli", "eval", *args,
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_bags_give_one_clear_line(tmp_path):
+    scenes = [render_spheres_on_plane(96, 64, seed=0)]
+    with RgbdBagWriter(tmp_path / "good") as w:
+        w.write(scenes[0].rgb, scenes[0].depth, scenes[0].k, scenes[0].instances)
+    mcap = next((tmp_path / "good").glob("*.mcap"))
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / "metadata.yaml").write_text((tmp_path / "good" / "metadata.yaml").read_text())
+    (truncated / mcap.name).write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    junk = tmp_path / "junk.bag"
+    junk.write_bytes(b"not a bag at all")
+    cases = [
+        ([str(truncated)], "cannot be read"),
+        ([str(junk)], "cannot be read"),
+        ([str(tmp_path / "missing")], "does not exist"),
+        ([str(tmp_path / "good"), "--image-topic", "/nope"], "/camera/color/image_raw"),
+    ]
+    for args, message in cases:
+        res = _cli(*args, "--out", str(tmp_path / "o"))
+        assert res.returncode == 2, (args, res.stderr)
+        lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vision-banana")]
+        assert len(lines) == 1 and message in lines[0], (args, res.stderr)
+        assert "Traceback" not in res.stderr
+
+
+def test_mismatched_depth_resolution_and_missing_camera_info_are_reported(tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    ts = typestore()
+    f = render_spheres_on_plane(96, 64, seed=1)
+    writer = Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    ci = writer.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+    cd = writer.add_connection("/camera/aligned_depth_to_color/image_raw",
+                               "sensor_msgs/msg/Image", typestore=ts)
+    cp = writer.add_connection(PRED_DEPTH, "sensor_msgs/msg/Image", typestore=ts)
+    for i in range(2):
+        stamp = 10**18 + i
+        writer.write(ci, stamp, ts.serialize_cdr(image_msg(f.rgb, "rgb8", stamp, "c"),
+                                                 "sensor_msgs/msg/Image"))
+        depth = np.zeros((32, 48), np.uint16) + 800  # half resolution: mismatched
+        writer.write(cd, stamp, ts.serialize_cdr(image_msg(depth, "16UC1", stamp, "c"),
+                                                 "sensor_msgs/msg/Image"))
+        writer.write(cp, stamp, ts.serialize_cdr(image_msg(f.depth, "32FC1", stamp, "c"),
+                                                 "sensor_msgs/msg/Image"))
+    writer.close()
+    doc = Evaluation(EvalConfig(bag=tmp_path / "bag", out=tmp_path / "out",
+                                pred_depth_topic=PRED_DEPTH, progress=False)).run()
+    assert doc["frames"] == 2 and doc["errors"]["resolution_mismatch"] == 2
+    assert any("no camera_info" in n for n in doc["notes"])
+    assert doc["summary"]["delta1"] is None
+    with pytest.raises(BagError, match="prediction topic /x is not in the bag"):
+        Evaluation(EvalConfig(bag=tmp_path / "bag", out=tmp_path / "o2", pred_depth_topic="/x",
+                              progress=False)).run()

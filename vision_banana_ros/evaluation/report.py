@@ -1,0 +1,202 @@
+"""Aggregation and output files of a bag evaluation (metrics.json, report.md, CSV, plots)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "vision_banana_ros/eval/1"
+AGGREGATES = {
+    "delta1": "depth_delta1", "delta2": "depth_delta2", "delta3": "depth_delta3",
+    "abs_rel": "depth_abs_rel", "rmse": "depth_rmse",
+    "median_scaled_abs_rel": "depth_ms_abs_rel", "median_scaled_delta1": "depth_ms_delta1",
+    "f_measure": "instances_f_measure", "precision": "instances_precision",
+    "recall": "instances_recall", "matched_iou": "instances_matched_iou",
+    "semantic_miou": "semantic_miou", "chamfer_m": "chamfer_m",
+}
+#: For --fail-under on metrics where lower is better, the check is "at most" the value.
+LOWER_IS_BETTER = {"abs_rel", "rmse", "median_scaled_abs_rel", "chamfer_m"}
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if key in r and r[key] is not None
+              and not (isinstance(r[key], float) and math.isnan(r[key]))]
+    return float(np.mean(values)) if values else None
+
+
+def aggregate(ev: Any, cfg: Any) -> dict[str, Any]:
+    """The metrics document (schema in the README)."""
+    from vision_banana_ros.evaluation.bag_eval import DEPTH_RANGES
+
+    rows = ev.rows
+    summary = {name: _mean(rows, key) for name, key in AGGREGATES.items()}
+    by_range = []
+    for lo, hi in DEPTH_RANGES:
+        d1 = _mean(rows, f"depth_delta1_{lo:g}_{hi:g}")
+        if d1 is not None:
+            by_range.append({"min_m": lo, "max_m": None if math.isinf(hi) else hi,
+                             "delta1": d1,
+                             "abs_rel": _mean(rows, f"depth_abs_rel_{lo:g}_{hi:g}")})
+    latency = ev.timer.summary()
+    wall = sum(v["total_s"] for v in latency.values())
+    checks = {}
+    for name, threshold in cfg.fail_under.items():
+        value = summary.get(name)
+        ok = value is not None and (value <= threshold if name in LOWER_IS_BETTER
+                                    else value >= threshold)
+        checks[name] = {"threshold": threshold, "value": value, "passed": bool(ok)}
+    unknown = sorted(set(cfg.fail_under) - set(summary))
+    return {
+        "schema": SCHEMA,
+        "bag": str(cfg.bag),
+        "topics": {k: getattr(ev.topics, k) for k in ("image", "camera_info", "depth",
+                                                     "instances", "semantic")},
+        "model": ("recorded predictions" if cfg.pred_depth_topic or cfg.pred_instances_topic
+                  else str(cfg.model or "default")),
+        "backend": {"name": ev.backend.name, "device": ev.backend.device,
+                    "precision": ev.backend.precision} if getattr(ev, "backend", None) else None,
+        "frames": len(rows),
+        "frames_with_depth": sum("depth_delta1" in r for r in rows),
+        "frames_with_instances": sum("instances_f_measure" in r for r in rows),
+        "summary": summary,
+        "depth_by_range": by_range,
+        "latency_ms": latency,
+        "throughput_fps": len(rows) / wall if wall > 0 else None,
+        "errors": ev.errors,
+        "error_examples": ev.error_examples,
+        "notes": ev.notes + ([f"unknown --fail-under metrics: {', '.join(unknown)}; known: "
+                              f"{', '.join(AGGREGATES)}"] if unknown else []),
+        "interrupted": ev.interrupted,
+        "fail_under": checks,
+        "passed": all(c["passed"] for c in checks.values()) and not unknown,
+    }
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_report(doc: dict[str, Any], path: Path) -> None:
+    s = doc["summary"]
+    lines = [f"# Evaluation of `{doc['bag']}`", "",
+             f"Model `{doc['model']}`, backend {_fmt((doc['backend'] or {}).get('name'))} "
+             f"({_fmt((doc['backend'] or {}).get('device'))}), {doc['frames']} frames "
+             f"({doc['frames_with_depth']} with ground-truth depth, "
+             f"{doc['frames_with_instances']} with ground-truth instances).", ""]
+    for note in doc["notes"]:
+        lines.append(f"> {note}")
+    lines += ["", "## Accuracy", "", "| metric | value |", "|---|---|"]
+    for name, value in s.items():
+        lines.append(f"| {name} | {_fmt(value)} |")
+    if doc["depth_by_range"]:
+        lines += ["", "### Depth by ground-truth range", "", "| range (m) | delta1 | AbsRel |",
+                  "|---|---|---|"]
+        for r in doc["depth_by_range"]:
+            hi = "inf" if r["max_m"] is None else f"{r['max_m']:g}"
+            lines.append(f"| {r['min_m']:g}-{hi} | {_fmt(r['delta1'])} | "
+                         f"{_fmt(r['abs_rel'])} |")
+    lines += ["", "## Speed: where the time goes", "",
+              "| stage | p50 ms | p90 ms | p99 ms | share of time |", "|---|---|---|---|---|"]
+    for stage, v in doc["latency_ms"].items():
+        lines.append(f"| {stage} | {v['p50']:.2f} | {v['p90']:.2f} | {v['p99']:.2f} | "
+                     f"{v['share'] * 100:.1f} % |")
+    lines.append(f"\nThroughput: {_fmt(doc['throughput_fps'])} frames/s (all stages).")
+    if doc["errors"]:
+        lines += ["", "## Input problems", "", "| kind | count | example |", "|---|---|---|"]
+        for kind, n in doc["errors"].items():
+            lines.append(f"| {kind} | {n} | {doc['error_examples'].get(kind, '')} |")
+    if doc["fail_under"]:
+        lines += ["", "## Gates", "", "| metric | threshold | value | passed |",
+                  "|---|---|---|---|"]
+        for name, c in doc["fail_under"].items():
+            lines.append(f"| {name} | {c['threshold']:g} | {_fmt(c['value'])} | "
+                         f"{'yes' if c['passed'] else 'NO'} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_plots(ev: Any, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    counts = ev.depth_bins[1]
+    if counts.sum() > 0:
+        centres = (np.arange(40) + 0.5) * 0.25
+        used = counts > 0
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(centres[used], ev.depth_bins[0][used] / counts[used], "o-")
+        ax.set_xlabel("ground-truth depth (m)")
+        ax.set_ylabel("mean AbsRel")
+        ax.set_title("Depth error vs depth")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "error_vs_depth.png", dpi=100)
+        plt.close(fig)
+        written.append("error_vs_depth.png")
+    series = [k for k in ("depth_delta1", "depth_abs_rel", "instances_f_measure", "total_ms")
+              if any(k in r for r in ev.rows)]
+    if series and ev.rows:
+        fig, axes = plt.subplots(len(series), 1, figsize=(6, 1.8 * len(series)), sharex=True)
+        axes = np.atleast_1d(axes)
+        for ax, key in zip(axes, series, strict=True):
+            ax.plot([r["frame"] for r in ev.rows], [r.get(key, np.nan) for r in ev.rows], ".-")
+            ax.set_ylabel(key, fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[-1].set_xlabel("frame")
+        fig.tight_layout()
+        fig.savefig(out / "per_frame.png", dpi=100)
+        plt.close(fig)
+        written.append("per_frame.png")
+    for i, ex in enumerate(ev.examples):
+        gt, pred = ex["gt"], ex["pred"]
+        valid = np.isfinite(gt) & (gt > 0)
+        vmax = float(np.nanpercentile(gt[valid], 98)) if valid.any() else 3.0
+        err = np.where(valid, np.abs(pred - gt) / np.where(valid, gt, 1), np.nan)
+        panels = [("colour", ex["rgb"], {}), ("ground truth depth", gt, {"vmin": 0, "vmax": vmax}),
+                  ("predicted depth", pred, {"vmin": 0, "vmax": vmax}),
+                  ("AbsRel error", err, {"vmin": 0, "vmax": 0.5, "cmap": "magma"})]
+        if ex["ids"] is not None:
+            panels.append(("predicted instances", ex["ids"], {"cmap": "tab20"}))
+        if ex["gt_ids"] is not None:
+            panels.append(("ground-truth instances", ex["gt_ids"], {"cmap": "tab20"}))
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8))
+        for ax, (title, img, kw) in zip(axes, panels, strict=True):
+            ax.imshow(img, **kw)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+        fig.tight_layout()
+        name = f"example_{i}.png"
+        fig.savefig(out / name, dpi=80)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def write_all(ev: Any, doc: dict[str, Any], cfg: Any) -> None:
+    out = cfg.out
+    if cfg.plots:
+        doc["plots"] = write_plots(ev, out)
+    write_csv(ev.rows, out / "frames.csv")
+    write_report(doc, out / "report.md")
+    (out / "metrics.json").write_text(json.dumps(doc, indent=1) + "\n")
