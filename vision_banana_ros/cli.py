@@ -27,9 +27,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vision_banana_ros.demo import run_codec_demo
+    if args.codecs_only:
+        from vision_banana_ros.demo import run_codec_demo
 
-    print(run_codec_demo(args.out))
+        print(run_codec_demo(args.out))
+        return 0
+    from vision_banana_ros.ros.demo import run_demo
+
+    print(run_demo(args.out, bag=args.bag, model=args.model, frames=args.frames,
+                   rate_hz=args.rate, backend=args.backend))
+    print(f"pictures and summary.md in {args.out.resolve()}")
     return 0
 
 
@@ -152,7 +159,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                      plots=not args.no_plots, fail_under=parse_thresholds(args.fail_under),
                      progress=not args.quiet)
     if args.live:
-        from vision_banana_ros.evaluation.live import live_eval
+        from vision_banana_ros.ros.live_eval import live_eval
 
         doc = live_eval(cfg, rate_hz=args.rate, start_node=not args.no_start_node,
                         node_name=args.node_name)
@@ -190,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job and write images a person can look at")
     demo.add_argument("--out", type=Path, default=Path("demo_output"),
                       help="output folder (default: %(default)s)")
+    demo.add_argument("--bag", type=Path, help="replay this bag instead of rendered frames")
+    demo.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
+    demo.add_argument("--backend", default="auto")
+    demo.add_argument("--frames", type=int, default=6, help="frames to render (default: 6)")
+    demo.add_argument("--rate", type=float, default=2.0, help="replay rate in Hz (default: 2)")
+    demo.add_argument("--codecs-only", action="store_true",
+                      help="only the codec round trip on an analytic scene (no ROS)")
     demo.set_defaults(func=_cmd_demo)
 
     render = sub.add_parser("render", help="render synthetic tabletop scenes with exact ground "

@@ -58,6 +58,7 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
                 "-r", f"__node:={node_name.strip('/')}",
                 "-r", f"{'image/compressed' if compressed else 'image'}:={image_topic}",
                 "-p", f"input_transport:={'compressed' if compressed else 'raw'}",
+                "-p", "qos_input_reliability:=reliable",  # large frames: see README, QoS
                 "-p", f"backend:={cfg.backend}", "-p", f"threads:={cfg.threads}",
                 "-p", f"tasks:={cfg.tasks}", "-p", f"model_path:={cfg.model or ''}"]
         info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)

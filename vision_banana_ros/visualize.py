@@ -1,0 +1,46 @@
+"""Pictures for people: depth colour maps, point clouds rendered to images (pure numpy/cv2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def depth_colormap(depth: np.ndarray, max_m: float | None = None) -> np.ndarray:
+    """(H, W) metres -> (H, W, 3) uint8 RGB (turbo), black where invalid."""
+    import cv2
+
+    valid = np.isfinite(depth) & (depth > 0)
+    hi = max_m or (float(np.percentile(depth[valid], 98)) if valid.any() else 1.0)
+    scaled = np.clip(np.nan_to_num(depth) / max(hi, 1e-6) * 255, 0, 255).astype(np.uint8)
+    rgb = cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO)[..., ::-1]
+    rgb[~valid] = 0
+    return np.ascontiguousarray(rgb)
+
+
+def render_points(xyz: np.ndarray, rgb: np.ndarray, size: tuple[int, int] = (640, 480),
+                  tilt_deg: float = 35.0) -> np.ndarray:
+    """Render (N, 3) camera-frame points with (N, 3) uint8 colours from an oblique virtual
+    camera (rotated about the cloud's centre), with a z-buffer; (H, W, 3) uint8 RGB."""
+    w, h = size
+    image = np.full((h, w, 3), 30, np.uint8)
+    ok = np.isfinite(xyz).all(1)
+    xyz, rgb = xyz[ok].astype(np.float64), rgb[ok]
+    if len(xyz) == 0:
+        return image
+    centre = np.median(xyz, axis=0)
+    a = np.radians(tilt_deg)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    p = (xyz - centre) @ rot.T
+    extent = np.percentile(np.abs(p[:, :2]), 98, axis=0).max() or 1.0
+    dist = 2.2 * extent
+    z = p[:, 2] + dist
+    keep = z > 1e-3
+    f = 0.45 * min(w, h) / np.tan(np.arctan(extent / dist))
+    u = np.round(p[keep, 0] / z[keep] * f + w / 2).astype(int)
+    v = np.round(p[keep, 1] / z[keep] * f + h / 2).astype(int)
+    zk, ck = z[keep], rgb[keep]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    u, v, zk, ck = u[inside], v[inside], zk[inside], ck[inside]
+    order = np.argsort(-zk)  # far first, near last: near points overwrite
+    image[v[order], u[order]] = ck[order]
+    return image
