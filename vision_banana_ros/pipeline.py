@@ -99,8 +99,8 @@ class Pipeline:
         for i, name in enumerate(self.tasks):
             p = np.ascontiguousarray(paint[i].transpose(1, 2, 0))
             if keep_paintings:
-                out.paintings[name] = np.rint(resize_rgb(
-                    np.clip(p * 255.0, 0, 255).astype(np.uint8), w, h)).astype(np.uint8)
+                out.paintings[name] = resize_rgb(np.rint(np.clip(p, 0, 1) * 255.0)
+                                                 .astype(np.uint8), w, h)
             if name == "depth":
                 d = decode_depth(p) * np.float32(self.depth_scale(k_small))
                 d[~np.isfinite(d)] = np.nan
@@ -108,9 +108,11 @@ class Pipeline:
             elif name == "normals":
                 n = TASKS[name].decode(p)
                 n = cv2.resize(np.nan_to_num(n), (w, h), interpolation=cv2.INTER_LINEAR)
-                norm = np.linalg.norm(n, axis=-1, keepdims=True)
+                norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))[..., None]
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    out.normals = np.where(norm > 0.5, n / norm, np.nan).astype(np.float32)
+                    n /= norm  # re-normalise after interpolation
+                n[norm[..., 0] <= 0.5] = np.nan  # interpolated across invalid pixels
+                out.normals = n
             else:
                 ids = TASKS[name].decode(p)
                 setattr(out, name, cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST))

@@ -37,19 +37,32 @@ class FrameResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+_PALETTE_U8 = np.rint(_PALETTE * 255).astype(np.uint8)
+_SEMANTIC_U8 = _SEMANTIC_TINT.astype(np.uint8)
+
+
 def overlay_image(rgb: np.ndarray, instances: np.ndarray | None,
                   semantic: np.ndarray | None) -> np.ndarray:
-    """rgb8 overlay for people: instance colours (or semantic tints) blended over the image."""
-    out = rgb.astype(np.float32)
+    """rgb8 overlay for people: instance colours (or semantic tints) blended over the image.
+
+    (H, W, 3) uint8 in, (H, W, 3) uint8 out; 8-bit blends in OpenCV (no float image).
+    """
+    import cv2
+
     if instances is not None:
-        colours = (_PALETTE[np.minimum(instances, len(_PALETTE) - 1)] * 255).astype(np.float32)
-        mask = (instances > 0)[..., None]
-        out = np.where(mask, 0.45 * out + 0.55 * colours, out)
+        colours = _PALETTE_U8[np.minimum(instances, len(_PALETTE_U8) - 1)]
+        mask = instances > 0
+        weight = 0.55
     elif semantic is not None:
-        tint = _SEMANTIC_TINT[np.minimum(semantic, 2)]
-        mask = ((semantic > 0) & (semantic < 3))[..., None]
-        out = np.where(mask, 0.5 * out + 0.5 * tint, out)
-    return np.clip(out, 0, 255).astype(np.uint8)
+        colours = _SEMANTIC_U8[np.minimum(semantic, 2)]
+        mask = (semantic > 0) & (semantic < 3)
+        weight = 0.5
+    else:
+        return rgb.copy()
+    blended = cv2.addWeighted(np.ascontiguousarray(rgb), 1.0 - weight, colours, weight, 0.0)
+    out = rgb.copy()
+    np.copyto(out, blended, where=mask[..., None])
+    return out
 
 
 class FrameProcessor:

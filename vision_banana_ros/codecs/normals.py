@@ -39,10 +39,12 @@ def encode_normals(normals: np.ndarray) -> np.ndarray:
 
 def decode_normals(painting: np.ndarray) -> np.ndarray:
     """Decode: (..., H, W, 3) painting -> (..., H, W, 3) float32 unit normals, NaN if grey."""
-    n = float_painting(painting, "normals painting") * 2.0 - 1.0
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = float_painting(painting, "normals painting") * np.float32(2.0) - np.float32(1.0)
+    norm = np.sqrt(np.einsum("...c,...c->...", n, n))[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm >= _MIN_NORM, n / norm, np.nan).astype(np.float32)
+        n /= norm
+    n[norm[..., 0] < _MIN_NORM] = np.nan
+    return n
 
 
 def encode_normals_torch(normals: Any) -> Any:

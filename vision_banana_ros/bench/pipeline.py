@@ -1,0 +1,144 @@
+"""Pipeline benchmarks: node overhead without the network, backends, tasks batched or not."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from vision_banana_ros.bench import BenchResult, compare, register
+
+
+class RecordedPaintings:
+    """A backend that returns paintings recorded from a real model run (isolates everything
+    but the network for the overhead benchmark)."""
+
+    name, device, precision = "recorded", "cpu", "fp32"
+
+    def __init__(self, paintings: np.ndarray) -> None:
+        self.paintings = paintings
+
+    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        return self.paintings
+
+    def close(self) -> None:
+        pass
+
+
+def _frame(width: int = 640, height: int = 480) -> tuple[np.ndarray, np.ndarray, Any]:
+    from types import SimpleNamespace
+
+    from vision_banana_ros.imageconv import array_to_image_fields
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+    f = render_spheres_on_plane(width, height, n_spheres=6, seed=2)
+    msg = SimpleNamespace(**array_to_image_fields(f.rgb, "rgb8"))
+    return f.rgb, f.k, msg
+
+
+def _model_path() -> str:
+    from vision_banana_ros.runtime.select import resolve_model
+
+    return str(resolve_model(None))
+
+
+def _outputs_to_buffers(result: Any) -> int:
+    """Build every output message's data buffer as the node does (one copy each)."""
+    from vision_banana_ros.imageconv import array_to_image_fields
+
+    o, n = result.outputs, 0
+    for arr, enc in ((o.depth, "32FC1"), (o.instances, "16UC1"), (o.semantic, "mono8"),
+                     (o.normals, "32FC3"), (result.overlay, "rgb8")):
+        if arr is not None:
+            n += len(array_to_image_fields(arr, enc)["data"])
+    if result.cloud is not None:
+        import array as pyarray
+
+        data = pyarray.array("B")
+        data.frombytes(np.ascontiguousarray(result.cloud.points).view(np.uint8).data)
+        n += len(data)
+    return n
+
+
+def _naive_cloud(depth: np.ndarray, k: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> bytes:
+    """What naive nodes do: a Python loop packing each point with struct."""
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    out = bytearray()
+    pack = struct.Struct("<ffffHxx").pack
+    h, w = depth.shape
+    for v in range(h):
+        for u in range(w):
+            z = float(depth[v, u])
+            r, g, b = (int(c) for c in rgb[v, u])
+            bits = struct.unpack("<f", struct.pack("<I", (r << 16) | (g << 8) | b))[0]
+            out += pack((u - cx) / fx * z, (v - cy) / fy * z, z, bits, int(ids[v, u]))
+    return bytes(out)
+
+
+@register("pipeline")
+def bench_pipeline(quick: bool) -> list[BenchResult]:
+    """Overhead of everything except the network at 640x480, against a naive node; backends."""
+    import torch
+
+    from vision_banana_ros import node_config
+    from vision_banana_ros.imageconv import image_to_rgb
+    from vision_banana_ros.pipeline import Pipeline
+    from vision_banana_ros.processing import FrameProcessor
+    from vision_banana_ros.runtime.select import create_backend
+
+    torch.set_num_threads(2)
+    rgb, k, msg = _frame()
+    model = _model_path()
+    ort = create_backend("onnxruntime", model, threads=2)
+    cfg = node_config.validate({"publish_objects": False})
+    tasks = cfg["tasks"]
+    real = Pipeline(ort, ort.config, tasks)
+    paint = ort.run(real.preprocess(rgb, k)[0], real.task_ids)
+    recorded = FrameProcessor(Pipeline(RecordedPaintings(paint), ort.config, tasks), cfg)
+
+    def overhead() -> None:
+        frame = np.ascontiguousarray(image_to_rgb(msg))
+        _outputs_to_buffers(recorded(frame, k))
+
+    ref = recorded(rgb, k)
+
+    def naive() -> None:
+        frame = np.ascontiguousarray(image_to_rgb(msg))
+        r = recorded(frame, k)
+        _naive_cloud(r.outputs.depth, k, frame, r.outputs.instances)
+
+    results = [compare(
+        "node overhead 640x480 (no network)",
+        ("conversion + decode (4 tasks) + overlay + 307k-point cloud + message buffers",
+         overhead),
+        ("same with the cloud packed by a Python struct loop", naive),
+        2 if quick else 4, target="<= 25 ms per frame", bar_s=0.025,
+        details={"cloud_points": int(np.isfinite(ref.outputs.depth).sum())})]
+
+    # Backends at the default input size on one 640x480 frame, depth + instances.
+    torch_b = create_backend("torch", model, threads=2)
+    two = ["depth", "instances"]
+    ort_pipe = Pipeline(ort, ort.config, two)
+    torch_pipe = Pipeline(torch_b, torch_b.config, two)
+    repeats = 10 if quick else 30
+    results.append(compare(
+        "depth+instances 640x480 onnxruntime", ("ONNX Runtime, 2 threads",
+                                                lambda: ort_pipe(rgb, k)),
+        ("PyTorch eager, 2 threads", lambda: torch_pipe(rgb, k)), repeats,
+        target="<= 150 ms (ONNX Runtime)", bar_s=0.150,
+        details={"input": f"{ort.config.input_width}x{ort.config.input_height}"}))
+    x = real.preprocess(rgb, k)[0]
+    all_ids = np.arange(len(ort.config.tasks))
+    for name, backend in (("onnxruntime", ort), ("torch", torch_b)):
+        results.append(compare(
+            f"{name}: 4 tasks batched vs one at a time",
+            ("one call, tasks batched", lambda b=backend: b.run(x, all_ids)),
+            ("four calls, one task each", lambda b=backend: [b.run(x, all_ids[i:i + 1])
+                                                              for i in range(4)]),
+            repeats, details={"backend": name}))
+        r = results[-1]
+        r.details["fps_batched"] = 1.0 / r.candidate_p50_s
+    ort.close()
+    torch_b.close()
+    return results
