@@ -1,0 +1,186 @@
+"""GPU checks in one run (``scripts/gpu_check.sh``): figures to one JSON file.
+
+On a CUDA machine: torch backend fp32 / fp16 / fp16 + CUDA graphs end to end on a 640x480
+frame (network on GPU, depth and semantic decoded on the GPU, instances clustered on the CPU),
+ONNX Runtime's CUDA provider when present, TensorRT fp16 and int8 when it imports; parity of
+every path against CPU fp32 on paintings and on the evaluation metrics; an optional timed
+training run on freshly rendered data. ``--cpu-dry-run`` runs the same code on the CPU (to
+test the script where there is no GPU; its figures are not GPU figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    a = np.asarray(times) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+            "mean_ms": float(a.mean())}
+
+
+def _time(fn: Any, sync: Any, repeats: int) -> list[float]:
+    for _ in range(5):
+        fn()
+    sync()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def gpu_pipeline(model: Any, frame: np.ndarray, k: np.ndarray, device: str, dtype: Any,
+                 graphs: Any = None) -> dict[str, np.ndarray]:
+    """depth + instances + semantic for one (H, W, 3) uint8 frame, decoding on the GPU."""
+    import torch
+    import torch.nn.functional as F
+
+    from vision_banana_ros.codecs import decode_depth_torch, decode_instances
+    from vision_banana_ros.codecs.semantic import decode_semantic_torch
+
+    cfg = model.config
+    h, w = frame.shape[:2]
+    x = torch.from_numpy(frame).to(device, non_blocking=True).permute(2, 0, 1)[None]
+    x = F.interpolate(x.to(dtype) / 255.0, size=(cfg.input_height, cfg.input_width),
+                      mode="area")
+    ids = torch.tensor([cfg.tasks.index(t) for t in ("depth", "instances", "semantic")],
+                       device=device)
+    with torch.inference_mode():
+        paint = graphs(x, ids) if graphs is not None else model(x, ids)
+        paint = paint.float()[0]
+        fx = k[0, 0] * cfg.input_width / w
+        depth = decode_depth_torch(paint[0]) * (fx / cfg.canonical_focal_px)
+        depth = F.interpolate(depth[None, None], size=(h, w), mode="bilinear")[0, 0]
+        sem = decode_semantic_torch(paint[2])
+        sem = F.interpolate(sem[None, None].float(), size=(h, w), mode="nearest")[0, 0]
+        inst_paint = paint[1].permute(1, 2, 0).contiguous()
+    depth_np, sem_np = depth.cpu().numpy(), sem.to(torch.uint8).cpu().numpy()
+    ids_small = decode_instances(inst_paint.cpu().numpy())
+    import cv2
+
+    inst = cv2.resize(ids_small, (w, h), interpolation=cv2.INTER_NEAREST)
+    return {"depth": depth_np, "semantic": sem_np, "instances": inst}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
+    from vision_banana_ros.model import load_model
+    from vision_banana_ros.runtime.select import resolve_model, tensorrt_available
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+    ap = argparse.ArgumentParser(prog="gpu_check")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--train-seconds", type=float, default=0.0)
+    ap.add_argument("--cpu-dry-run", action="store_true")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available() and not args.cpu_dry_run:
+        print("gpu_check: no CUDA device (use --cpu-dry-run to test the script)",
+              file=sys.stderr)
+        return 2
+    device = "cpu" if args.cpu_dry_run else "cuda"
+    repeats = 5 if args.cpu_dry_run else args.repeats
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "dry_run": args.cpu_dry_run,
+        "host": platform.node(), "torch": str(torch.__version__),
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "results": {}, "parity": {}, "notes": []}
+    model_path = resolve_model(args.model)
+    ref_model, _ = load_model(model_path, device="cpu")
+    frame = render_spheres_on_plane(640, 480, n_spheres=6, seed=3)
+    ref = gpu_pipeline(ref_model, frame.rgb, frame.k, "cpu", torch.float32)
+    variants = [("torch fp32", torch.float32, False)]
+    if device == "cuda":
+        variants += [("torch fp16", torch.float16, False),
+                     ("torch fp16 + CUDA graphs", torch.float16, True)]
+    for name, dtype, graphs in variants:
+        model, _ = load_model(model_path, device=device)
+        model = model.to(dtype).eval()
+        runner = None
+        if graphs:
+            from vision_banana_ros.runtime.torch_backend import TorchBackend
+
+            backend = TorchBackend(model_path, device=device, precision="fp16",
+                                   cuda_graphs=True, model=model)
+            runner = backend.run_tensor
+        out = gpu_pipeline(model, frame.rgb, frame.k, device, dtype, runner)
+        times = _time(lambda m=model, r=runner, d=dtype: gpu_pipeline(
+            m, frame.rgb, frame.k, device, d, r), sync, repeats)
+        valid = np.isfinite(ref["depth"]) & np.isfinite(out["depth"])
+        rel = np.abs(out["depth"][valid] - ref["depth"][valid]) / ref["depth"][valid]
+        report["results"][name] = {"end_to_end_640x480": _percentiles(times)}
+        report["parity"][name] = {
+            "depth_max_rel_diff": float(rel.max()) if rel.size else None,
+            "depth_delta1_vs_fp32_cpu": depth_metrics(out["depth"], ref["depth"]).delta1,
+            "instances_f_vs_fp32_cpu": instance_metrics(out["instances"].astype(np.int64),
+                                                        ref["instances"].astype(np.int64))
+            .f_measure,
+            "semantic_agreement": float(np.mean(out["semantic"] == ref["semantic"]))}
+    try:
+        import onnxruntime as ort
+
+        report["notes"].append(f"onnxruntime providers: {ort.get_available_providers()}")
+    except ImportError:
+        pass
+    ok, why = tensorrt_available()
+    report["tensorrt"] = why
+    if ok:
+        from vision_banana_ros.pipeline import Pipeline
+        from vision_banana_ros.runtime.select import onnx_for
+        from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
+
+        for precision in ("fp16",):
+            b = TensorRTBackend(onnx_for(model_path), precision=precision, max_tasks=4)
+            pipe = Pipeline(b, b.config, "depth,instances,semantic")
+            times = _time(lambda p=pipe: p(frame.rgb, frame.k), sync, repeats)
+            report["results"][f"tensorrt {precision}"] = {
+                "end_to_end_640x480_cpu_decode": _percentiles(times)}
+    if args.train_seconds > 0:
+        from vision_banana_ros.synthetic.render import render_dataset
+        from vision_banana_ros.training.train import TrainConfig, train
+
+        tmp = Path(tempfile.mkdtemp(prefix="vb_gpu_train_"))
+        t0 = time.perf_counter()
+        render_dataset(tmp / "train", scenes=200 if not args.cpu_dry_run else 2, views=4,
+                       seed=100, workers=8 if not args.cpu_dry_run else 1, progress=False,
+                       config=_render_config())
+        render_dataset(tmp / "val", scenes=10 if not args.cpu_dry_run else 1, views=4, seed=101,
+                       workers=4 if not args.cpu_dry_run else 1, progress=False,
+                       config=_render_config())
+        cfg = TrainConfig(data=str(tmp / "train"), val_data=str(tmp / "val"),
+                          out=str(args.out.parent / "gpu_run"), device=device,
+                          steps=100000, time_limit_s=args.train_seconds, batch_size=32,
+                          eval_every=10**9, eval_frames=40, threads=8)
+        metrics = train(cfg, progress=False, command="gpu_check")
+        report["training"] = {"render_s": time.perf_counter() - t0 - args.train_seconds,
+                              "seconds": args.train_seconds, "metrics": metrics}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["results"], indent=1))
+    return 0
+
+
+def _render_config() -> Any:
+    from vision_banana_ros.synthetic.scene import SceneConfig
+
+    return SceneConfig(resolutions=((256, 192),))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

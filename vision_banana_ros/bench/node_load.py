@@ -1,0 +1,99 @@
+"""Node under load: a 30 Hz 640x480 stream for 60 s into the node process, whatever the
+inference speed. Measures output rate, latency percentiles against the processing time, drops,
+and resident memory growth after warm-up. Processes only (this module imports no rclpy)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vision_banana_ros.bench import BenchResult, register
+
+
+@register("node_load")
+def bench_node_load(quick: bool) -> list[BenchResult]:
+    import psutil
+
+    from vision_banana_ros.ros.replay import load_record
+    from vision_banana_ros.synthetic.render import render_dataset, shards_to_bag
+    from vision_banana_ros.synthetic.scene import SceneConfig
+
+    seconds, rate = (15.0, 30.0) if quick else (60.0, 30.0)
+    tmp = Path(tempfile.mkdtemp(prefix="vb_load_"))
+    render_dataset(tmp / "shards", scenes=2, views=2, seed=5, workers=1, progress=False,
+                   config=SceneConfig(resolutions=((640, 480),), min_objects=3,
+                                      max_objects=6))
+    shards_to_bag(tmp / "shards", tmp / "bag")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(101, 200) % 100 + 1),
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    root = Path(__file__).resolve().parents[2]
+    node = subprocess.Popen(
+        [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args", "--params-file",
+         str(root / "config" / "vision_banana.yaml"), "-r", "image:=/camera/color/image_raw",
+         "-r", "camera_info:=/camera/color/camera_info", "-p", "qos_input_reliability:=reliable",
+         "-p", "backend:=onnxruntime"], env=env, stdout=(tmp / "node.log").open("w"),
+        stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "active: processing" not in (tmp / "node.log").read_text():
+            if time.monotonic() > deadline or node.poll() is not None:
+                raise RuntimeError(f"node did not start: {(tmp / 'node.log').read_text()}")
+            time.sleep(0.2)
+        recorder = subprocess.Popen(
+            [sys.executable, "-m", "vision_banana_ros.ros.replay", "record", "--out",
+             str(tmp / "rec.npz"), "--frames", "1000000", "--timeout", str(seconds + 8),
+             "--linger", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        time.sleep(2.0)
+        loops = int(seconds * rate / 4) + 1
+        player = subprocess.Popen(
+            [sys.executable, "-m", "vision_banana_ros.ros.replay", "play", str(tmp / "bag"),
+             "--rate", str(rate), "--loops", str(loops)], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT)
+        proc = psutil.Process(node.pid)
+        rss: list[tuple[float, int]] = []
+        start = time.monotonic()
+        while player.poll() is None and time.monotonic() - start < seconds + 30:
+            rss.append((time.monotonic() - start, proc.memory_info().rss))
+            time.sleep(1.0)
+        recorder.wait(60)
+    finally:
+        node.send_signal(2)
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+
+    meta, _ = load_record(tmp / "rec.npz")
+    diag = [d for d in meta["diagnostics"] if d["name"].startswith("vision_banana")]
+    last = diag[-1]
+    mid = diag[len(diag) // 2]
+    warm = [m for t, m in rss if t >= 10.0] or [m for _, m in rss]
+    growth = (warm[-1] - warm[0]) / warm[0]
+    p99 = float(last["latency_p99_ms"]) / 1e3
+    proc_p50 = float(last["processing_p50_ms"]) / 1e3
+    out_rate = float(last["output_rate_hz"])
+    received = int(last["frames_received"])
+    dropped = int(last["frames_dropped"])
+    met = p99 < 2 * proc_p50 and growth < 0.05
+    result = BenchResult(
+        name=f"node load {rate:g} Hz 640x480 for {seconds:g} s",
+        candidate="p99 latency (receive to publish) in the node",
+        baseline="processing time p50 (one frame, node worker)",
+        candidate_p50_s=float(last["latency_p50_ms"]) / 1e3, candidate_p99_s=p99,
+        baseline_p50_s=proc_p50, baseline_p99_s=proc_p50,
+        ratio=proc_p50 / p99 if p99 > 0 else float("inf"),
+        target="p99 latency < 2x processing time; RSS growth < 5 % after warm-up", met=met,
+        details={"input_rate_hz": rate, "output_rate_hz": out_rate,
+                 "frames_received": float(received), "frames_dropped": float(dropped),
+                 "rss_growth_pct": float(growth * 100),
+                 "rss_mb_start": float(warm[0] / 2**20), "rss_mb_end": float(warm[-1] / 2**20),
+                 "latency_p99_mid_run_ms": float(mid["latency_p99_ms"]),
+                 "latency_p99_end_ms": float(last["latency_p99_ms"])})
+    return [result]
+
+
