@@ -153,6 +153,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(bag=args.bag, out=args.out, image_topic=args.image_topic,
                      info_topic=args.camera_info_topic, depth_topic=args.depth_topic,
                      instances_topic=args.instances_topic, semantic_topic=args.semantic_topic,
+                     pred_depth_topic=args.pred_depth_topic,
+                     pred_instances_topic=args.pred_instances_topic,
                      model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, threads=args.threads, tasks=args.tasks,
                      max_frames=args.max_frames, write_bag=not args.no_bag,
@@ -274,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--depth-topic", help="ground truth depth (16UC1 mm or 32FC1 m)")
     ev.add_argument("--instances-topic", help="ground truth instance ids (16UC1)")
     ev.add_argument("--semantic-topic", help="ground truth class ids (mono8)")
+    ev.add_argument("--pred-depth-topic",
+                    help="score depth predictions recorded in the bag (no model is run)")
+    ev.add_argument("--pred-instances-topic",
+                    help="score instance predictions recorded in the bag")
     ev.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
     ev.add_argument("--backend", default="auto")
     ev.add_argument("--device", default="auto")
