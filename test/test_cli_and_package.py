@@ -38,8 +38,8 @@ def test_setup_declares_contract_scripts_and_data_files():
     assert (ROOT / "resource" / "vision_banana_ros").exists()
 
 
-def test_demo_prints_what_it_did(tmp_path):
-    res = _cli("demo", "--out", str(tmp_path / "out"), cwd=tmp_path)
+def test_codec_demo_prints_what_it_did(tmp_path):
+    res = _cli("demo", "--codecs-only", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "instances: 5 painted, 5 decoded" in res.stdout
     for name in ("rgb", "painting_depth", "painting_instances", "painting_semantic",
@@ -70,3 +70,32 @@ def test_bad_arguments_give_one_line_and_nonzero_exit(tmp_path):
     res = _cli("demo", "--out", str(blocker / "sub"), cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith("vision-banana demo: error:")
+
+
+def test_demo_runs_the_node_end_to_end(tmp_path):
+    """The main job: rendered frames -> bag -> node process -> outputs -> pictures."""
+    import os
+
+    env = dict(os.environ, ROS_DOMAIN_ID="97", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    res = subprocess.run([sys.executable, "-m", "vision_banana_ros.cli", "demo", "--out",
+                          str(tmp_path / "demo"), "--frames", "2", "--rate", "4"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 frames published" in res.stdout and "2 depth images came back" in res.stdout
+    assert "| 1 |" in (tmp_path / "demo" / "summary.md").read_text()
+    for name in ("frame0_depth.png", "frame0_overlay.png", "frame0_points.png",
+                 "frame1_points.png"):
+        assert (tmp_path / "demo" / name).stat().st_size > 1000, name
+
+
+def test_gpu_check_script_runs_its_cpu_dry_run(tmp_path):
+    import os
+
+    env = dict(os.environ, TRAIN_SECONDS="0", GPU_CHECK_ARGS="--cpu-dry-run --repeats 2")
+    res = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert doc["dry_run"] is True
+    assert doc["parity"]["torch fp32"]["depth_max_rel_diff"] == 0.0
+    assert "TensorRT" in doc["tensorrt"]

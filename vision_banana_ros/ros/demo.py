@@ -86,10 +86,12 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
         args += ["--params-file", str(params)]
     args += ["-r", f"{'image/compressed' if compressed else 'image'}:={image_topic}",
              "-p", f"input_transport:={'compressed' if compressed else 'raw'}",
-             "-p", f"model_path:={model or ''}", "-p", f"backend:={backend}",
+             "-p", f"backend:={backend}",
              # Reliable input: FastDDS drops best-effort samples larger than its 512 KB
              # shared-memory segment when they fall back to fragmented UDP (README, QoS).
              "-p", "qos_input_reliability:=reliable"]
+    if model:  # an empty override does not parse; the node's default is the shipped model
+        args += ["-p", f"model_path:={model}"]
     if info_topic:
         args += ["-r", f"camera_info:={info_topic}"]
     else:

@@ -60,7 +60,9 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
                 "-p", f"input_transport:={'compressed' if compressed else 'raw'}",
                 "-p", "qos_input_reliability:=reliable",  # large frames: see README, QoS
                 "-p", f"backend:={cfg.backend}", "-p", f"threads:={cfg.threads}",
-                "-p", f"tasks:={cfg.tasks}", "-p", f"model_path:={cfg.model or ''}"]
+                "-p", f"tasks:={cfg.tasks}"]
+        if cfg.model:  # an empty override does not parse; default: the shipped model
+            args += ["-p", f"model_path:={cfg.model}"]
         info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
         if info_topic:
             args += ["-r", f"camera_info:={info_topic}"]
