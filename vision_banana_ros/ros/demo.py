@@ -137,8 +137,8 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
             text=True)
         sent = sum(1 for m in msgs if type(m[1]).__name__ != "CameraInfo")
         end = time.monotonic() + sent / max(rate_hz, 0.1) + 40
-        while time.monotonic() < end and (player.poll() is None or
-                                          len(received["depth"]) < sent):
+        while time.monotonic() < end and (player.poll() is None or min(
+                len(received["depth"]), len(received["points"])) < sent):
             rclpy.spin_once(recorder, timeout_sec=0.1)
             if player.poll() is not None and time.monotonic() > end - 35:
                 break
