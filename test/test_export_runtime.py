@@ -179,3 +179,36 @@ def test_calibration_data_mixes_sources_in_full_batches():
     # round robin: synthetic, real, synthetic, real, synthetic, synthetic
     np.testing.assert_allclose(images[:, 0, 0, 0], np.array([10, 200, 10, 200, 10, 10]) / 255)
     assert [b.shape[0] for b in batches(images, 4)] == [4]
+
+
+def test_shipped_model_same_outputs_through_torch_and_onnxruntime(tmp_path, monkeypatch):
+    """Issue bar: decoded depth within 1e-3 relative, every object with IoU >= 0.99."""
+    from vision_banana_ros.evaluation.metrics import instance_metrics
+    from vision_banana_ros.pipeline import Pipeline
+    from vision_banana_ros.runtime.select import DEFAULT_MODEL
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+    monkeypatch.setenv("VISION_BANANA_CACHE", str(tmp_path))
+    frame = render_spheres_on_plane(640, 480, n_spheres=6, seed=4)
+    outs = {}
+    for name in ("torch", "onnxruntime"):
+        backend = create_backend(name, None, threads=2)
+        outs[name] = Pipeline(backend, backend.config, "depth,instances")(frame.rgb, frame.k)
+    a, b = outs["torch"], outs["onnxruntime"]
+    ok = np.isfinite(a.depth) & np.isfinite(b.depth)
+    assert ok.mean() > 0.99
+    assert np.max(np.abs(a.depth[ok] - b.depth[ok]) / a.depth[ok]) <= 1e-3
+    ids_a = a.instances.astype(np.int64)
+    ids_b = b.instances.astype(np.int64)
+    assert set(np.unique(ids_a)) == set(np.unique(ids_b))
+    for i in np.unique(ids_a[ids_a > 0]):
+        ma, mb = ids_a == i, ids_b == i
+        assert (ma & mb).sum() / (ma | mb).sum() >= 0.99, i
+    assert instance_metrics(ids_b, ids_a).f_measure >= 0.99
+    from vision_banana_ros.model import load_model
+
+    model, _ = load_model(DEFAULT_MODEL)
+    onnx = export_onnx(model, tmp_path / "default.onnx")
+    images = np.random.default_rng(5).random((2, 3, model.config.input_height,
+                                              model.config.input_width), dtype=np.float32)
+    assert parity(model, onnx, images, np.arange(4)) <= 1e-4
