@@ -36,11 +36,6 @@ def camera_info_for(info: CameraInfo, header: Header) -> CameraInfo:
     return out
 
 
-def k_matrix(info: CameraInfo) -> np.ndarray:
-    """(3, 3) K of a CameraInfo."""
-    return np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-
-
 def point_cloud(cloud: CloudBuffer, header: Header) -> PointCloud2:
     """sensor_msgs/PointCloud2 whose data is the packed buffer, copied once."""
     data = pyarray.array("B")

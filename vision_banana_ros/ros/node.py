@@ -40,6 +40,7 @@ from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.imageconv import ImageConversionError, compressed_to_rgb, image_to_rgb
 from vision_banana_ros.processing import FrameProcessor, FrameResult
 from vision_banana_ros.ros import messages
+from vision_banana_ros.ros_free_helpers import k_of
 from vision_banana_ros.stats import ErrorCounter, Percentiles, RateMeter
 from vision_banana_ros.sync import CameraInfoMatcher
 from vision_banana_ros.worker import LatestFrameWorker
@@ -302,7 +303,7 @@ class VisionBananaNode(LifecycleNode):
         info, how = self.matcher.match(_stamp_ns(msg.header))
         k = None
         if info is not None:
-            k = messages.k_matrix(info)
+            k = k_of(info)
             if info.width != w or info.height != h:
                 self._warn("camera_info_mismatch", f"camera_info is {info.width}x{info.height} "
                            f"but the image is {w}x{h}; skipping the frame")
