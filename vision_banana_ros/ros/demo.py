@@ -136,11 +136,17 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
              "--rate", str(rate_hz)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
         sent = sum(1 for m in msgs if type(m[1]).__name__ != "CameraInfo")
-        end = time.monotonic() + sent / max(rate_hz, 0.1) + 40
-        while time.monotonic() < end and (player.poll() is None or min(
-                len(received["depth"]), len(received["points"])) < sent):
+        hard_end = time.monotonic() + sent / max(rate_hz, 0.1) + 90
+        last_count, last_change = -1, time.monotonic()
+        while time.monotonic() < hard_end:
             rclpy.spin_once(recorder, timeout_sec=0.1)
-            if player.poll() is not None and time.monotonic() > end - 35:
+            count = len(received["depth"]) + len(received["points"])
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            if min(len(received["depth"]), len(received["points"])) >= sent:
+                break
+            # After the player is done, give the node 10 s without output before giving up.
+            if player.poll() is not None and time.monotonic() - last_change > 10:
                 break
         for _ in range(10):
             rclpy.spin_once(recorder, timeout_sec=0.1)

@@ -77,10 +77,17 @@ class Player(Node):
         self.msgs, self.rate_hz, self.loops = msgs, rate_hz, loops
         self.sent: list[tuple[int, float]] = []  # (image stamp ns, send time)
 
-    def wait_for_subscribers(self, timeout: float = 20.0) -> bool:
+    def wait_for_subscribers(self, timeout: float = 20.0, settle: float = 1.0) -> bool:
+        """Wait until every topic has a subscriber, then ``settle`` seconds more.
+
+        A writer sees a reader before the reader has matched the writer; with volatile
+        durability, samples written in between are lost (the first camera_info, typically),
+        and discovery takes longer on a loaded machine.
+        """
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if all(p.get_subscription_count() > 0 for p in self.pubs.values()):
+                time.sleep(settle)
                 return True
             time.sleep(0.05)
         return False
