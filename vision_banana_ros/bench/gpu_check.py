@@ -142,15 +142,30 @@ def main(argv: list[str] | None = None) -> int:
     report["tensorrt"] = why
     if ok:
         from vision_banana_ros.pipeline import Pipeline
+        from vision_banana_ros.runtime.calibration import calibration_images, shard_rgb
         from vision_banana_ros.runtime.select import onnx_for
         from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
+        from vision_banana_ros.synthetic.render import render_dataset
 
-        for precision in ("fp16",):
-            b = TensorRTBackend(onnx_for(model_path), precision=precision, max_tasks=4)
+        calib_dir = Path(tempfile.mkdtemp(prefix="vb_calib_")) / "shards"
+        render_dataset(calib_dir, scenes=32, views=4, seed=7, workers=8, progress=False,
+                       config=_render_config())
+        cfg = ref_model.config
+        calib = calibration_images(shard_rgb(calib_dir), cfg.input_width, cfg.input_height, 128)
+        for precision in ("fp16", "int8"):
+            b = TensorRTBackend(onnx_for(model_path), precision=precision, max_tasks=4,
+                                calibration=calib if precision == "int8" else None)
             pipe = Pipeline(b, b.config, "depth,instances,semantic")
+            out = pipe(frame.rgb, frame.k)
             times = _time(lambda p=pipe: p(frame.rgb, frame.k), sync, repeats)
             report["results"][f"tensorrt {precision}"] = {
                 "end_to_end_640x480_cpu_decode": _percentiles(times)}
+            report["parity"][f"tensorrt {precision}"] = {
+                "depth_delta1_vs_fp32_cpu": depth_metrics(out.depth, ref["depth"]).delta1,
+                "instances_f_vs_fp32_cpu": instance_metrics(
+                    out.instances.astype(np.int64), ref["instances"].astype(np.int64)).f_measure,
+                "semantic_agreement": float(np.mean(out.semantic == ref["semantic"]))}
+            b.close()
     if args.train_seconds > 0:
         from vision_banana_ros.synthetic.render import render_dataset
         from vision_banana_ros.training.train import TrainConfig, train
