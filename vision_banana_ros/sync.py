@@ -20,7 +20,7 @@ class CameraInfoMatcher:
         self.fallback_latest = fallback_latest
         self.history = history
         self._infos: OrderedDict[int, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def add(self, stamp_ns: int, info: Any) -> None:
         with self._lock:
@@ -28,10 +28,21 @@ class CameraInfoMatcher:
             self._infos.move_to_end(stamp_ns)
             while len(self._infos) > self.history:
                 self._infos.popitem(last=False)
+            self._lock.notify_all()
 
     def clear(self) -> None:
         with self._lock:
             self._infos.clear()
+
+    def wait_match(self, stamp_ns: int, timeout_s: float = 0.1) -> tuple[Any | None, str]:
+        """:meth:`match`, first waiting up to ``timeout_s`` for the info of exactly this stamp.
+
+        Camera drivers publish image and camera_info together; the image can be taken by the
+        worker before the executor has handed over its camera_info.
+        """
+        with self._lock:
+            self._lock.wait_for(lambda: stamp_ns in self._infos, timeout=timeout_s)
+        return self.match(stamp_ns)
 
     def match(self, stamp_ns: int) -> tuple[Any | None, str]:
         """(info, how): how is ``exact``, ``nearest``, ``latest`` or why there is none."""

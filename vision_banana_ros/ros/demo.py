@@ -52,7 +52,7 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
 
     from vision_banana_ros.geometry.pointcloud import POINT_DTYPE
     from vision_banana_ros.imageconv import image_array
-    from vision_banana_ros.ros.replay import load_frames
+    from vision_banana_ros.ros.replay import load_frames, wait_until_matched
     from vision_banana_ros.visualize import depth_colormap, render_points
 
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +129,7 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
                 active = future.done() and future.result().current_state.label == "active"
         if not active:
             raise VisionBananaError(f"the node did not become active; see {out / 'node.log'}")
+        wait_until_matched(recorder)
         # The player is a process of its own, as a camera driver would be.
         t_play = time.monotonic()
         player = subprocess.Popen(

@@ -31,7 +31,7 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
     from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader
     from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.imageconv import depth_to_metres, image_array
-    from vision_banana_ros.ros.replay import OUTPUTS, Player, load_frames
+    from vision_banana_ros.ros.replay import OUTPUTS, Player, load_frames, wait_until_matched
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic)
@@ -115,6 +115,7 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
             time.sleep(0.5)
         else:
             raise VisionBananaError(f"node {node_name} did not become active in 120 s")
+        wait_until_matched(player)
         player.wait_for_subscribers()
         import threading
 

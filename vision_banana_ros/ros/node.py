@@ -85,6 +85,7 @@ class VisionBananaNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._subs: list[Any] = []
         self._backend_reason = ""
+        self._info_seen = False
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = float(self.get_parameter("diagnostics_period_s").value)
@@ -240,6 +241,10 @@ class VisionBananaNode(LifecycleNode):
                    "set qos_input_reliability or fix the publisher")
 
     def _on_info(self, msg: CameraInfo) -> None:
+        if not self._info_seen:
+            self._info_seen = True
+            self.get_logger().info(f"first camera_info: {msg.width}x{msg.height}, frame "
+                                   f"{msg.header.frame_id!r}")
         self.matcher.add(_stamp_ns(msg.header), msg)
 
     def _on_image(self, msg: Any) -> None:
@@ -300,7 +305,7 @@ class VisionBananaNode(LifecycleNode):
             self._warn("bad_image", str(err))
             return
         h, w = rgb.shape[:2]
-        info, how = self.matcher.match(_stamp_ns(msg.header))
+        info, how = self.matcher.wait_match(_stamp_ns(msg.header))
         k = None
         if info is not None:
             k = k_of(info)

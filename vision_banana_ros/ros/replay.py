@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -75,6 +76,7 @@ class Player(Node):
                          if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT)
         self.pubs = {t: self.create_publisher(ty, t, qos) for t, ty in types.items()}
         self.msgs, self.rate_hz, self.loops = msgs, rate_hz, loops
+        self.reliable = reliability == "reliable"
         self.sent: list[tuple[int, float]] = []  # (image stamp ns, send time)
 
     def wait_for_subscribers(self, timeout: float = 20.0, settle: float = 1.0) -> bool:
@@ -107,6 +109,10 @@ class Player(Node):
                 info = info_by_stamp.get(key, latest_info)
                 if info is not None:
                     self.pubs[info[0]].publish(info[1])
+                    if n == 0 and self.reliable:
+                        # The first camera_info must be delivered before any image, or the
+                        # node skips frames until the next one (readers match late under load).
+                        self.pubs[info[0]].wait_for_all_acked(Duration(seconds=5))
                 due = start + n * period
                 wait = due - time.monotonic()
                 if wait > 0:
@@ -114,6 +120,9 @@ class Player(Node):
                 self.pubs[topic].publish(msg)
                 self.sent.append((key[0] * 1_000_000_000 + key[1], time.monotonic()))
                 n += 1
+        if self.reliable:
+            for pub in self.pubs.values():  # do not exit with samples still in flight
+                pub.wait_for_all_acked(Duration(seconds=5))
         return n
 
 
@@ -170,6 +179,11 @@ class Recorder(Node):
                 elif isinstance(msg, CameraInfo):
                     self.arrays[key] = np.asarray(msg.k, np.float64)
 
+    def wait_until_matched(self, timeout: float = 30.0, settle: float = 1.0) -> bool:
+        """Spin until every output subscription sees a publisher, then ``settle`` seconds
+        more (a reader not yet matched by the writer loses volatile samples)."""
+        return wait_until_matched(self, timeout, settle)
+
     def count(self, rel: str) -> int:
         with self.lock:
             return len(self.records[rel])
@@ -178,6 +192,17 @@ class Recorder(Node):
         with self.lock:
             meta = json.dumps({"records": self.records, "diagnostics": self.diagnostics})
             np.savez(path, meta=np.frombuffer(meta.encode(), np.uint8), **self.arrays)
+
+
+def wait_until_matched(node: Node, timeout: float = 30.0, settle: float = 1.0) -> bool:
+    """Spin ``node`` until each of its subscriptions has a publisher, then ``settle`` s more."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if all(sub.get_publisher_count() > 0 for sub in node.subscriptions):
+            _spin_until(node, lambda: False, settle)
+            return True
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return False
 
 
 def load_record(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -228,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"published {n} images")
         else:
             node = Recorder(args.node)
+            matched = node.wait_until_matched()
+            print("recorder ready" if matched else "recorder: not every output has a "
+                  "publisher yet; recording anyway", flush=True)
             _spin_until(node, lambda: node.count(args.topic) >= args.frames, args.timeout)
             _spin_until(node, lambda: False, args.linger)
             node.save(args.out)
