@@ -94,6 +94,7 @@ def bench_node_load(quick: bool) -> list[BenchResult]:
                  "frames_dropped": float(dropped),
                  "rss_growth_pct": float(growth * 100),
                  "rss_mb_start": float(warm[0] / 2**20), "rss_mb_end": float(warm[-1] / 2**20),
+                 "rss_mb_every_5s": [round(m / 2**20, 1) for t, m in rss][::5],
                  "latency_p99_mid_run_ms": float(mid["latency_p99_ms"]),
                  "latency_p99_end_ms": float(last["latency_p99_ms"])})
     return [result]

@@ -38,6 +38,7 @@ from visualization_msgs.msg import MarkerArray
 from vision_banana_ros import node_config
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.imageconv import ImageConversionError, compressed_to_rgb, image_to_rgb
+from vision_banana_ros.memory import trim_heap
 from vision_banana_ros.processing import FrameProcessor, FrameResult
 from vision_banana_ros.ros import messages
 from vision_banana_ros.ros_free_helpers import k_of
@@ -86,6 +87,7 @@ class VisionBananaNode(LifecycleNode):
         self._subs: list[Any] = []
         self._backend_reason = ""
         self._info_seen = False
+        self._frames_done = 0
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = float(self.get_parameter("diagnostics_period_s").value)
@@ -329,6 +331,9 @@ class VisionBananaNode(LifecycleNode):
         self._publish(result, rgb, msg.header, info)
         done = time.monotonic()
         self.processing_ms.add((done - start) * 1e3)
+        self._frames_done += 1
+        if self._frames_done % 50 == 0:
+            trim_heap()  # keeps resident memory flat (see vision_banana_ros.memory)
         self.latency_ms.add((done - received) * 1e3)
         self.out_rate.tick()
 
