@@ -98,27 +98,44 @@ class InstanceMetrics:
         return asdict(self)
 
 
+def contingency(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                             np.ndarray, np.ndarray]:
+    """Object ids and overlaps of two id images in one pass (ids > 0 are objects).
+
+    Returns (pred ids (P,), gt ids (G,), intersections (P, G) in pixels, pred areas (P,),
+    gt areas (G,)).
+    """
+    p_flat, g_flat = pred.ravel().astype(np.int64), gt.ravel().astype(np.int64)
+    p_max, g_max = int(p_flat.max(initial=0)), int(g_flat.max(initial=0))
+    if (p_max + 1) * (g_max + 1) <= 1 << 22:  # small ids (the usual case): no sort needed
+        joint = np.bincount(p_flat * (g_max + 1) + g_flat, minlength=(p_max + 1) * (g_max + 1))
+        joint = joint.reshape(p_max + 1, g_max + 1)
+        p_ids, g_ids = np.arange(p_max + 1), np.arange(g_max + 1)
+        keep_p, keep_g = joint.sum(1) > 0, joint.sum(0) > 0
+        joint, p_ids, g_ids = joint[np.ix_(keep_p, keep_g)], p_ids[keep_p], g_ids[keep_g]
+    else:
+        p_ids, p_inv = np.unique(p_flat, return_inverse=True)
+        g_ids, g_inv = np.unique(g_flat, return_inverse=True)
+        joint = np.bincount(p_inv * len(g_ids) + g_inv, minlength=len(p_ids) * len(g_ids))
+        joint = joint.reshape(len(p_ids), len(g_ids))
+    p_obj, g_obj = p_ids > 0, g_ids > 0
+    p_area = joint.sum(1)[p_obj].astype(np.float64)
+    g_area = joint.sum(0)[g_obj].astype(np.float64)
+    return p_ids[p_obj], g_ids[g_obj], joint[np.ix_(p_obj, g_obj)], p_area, g_area
+
+
 def instance_metrics(pred: np.ndarray, gt: np.ndarray) -> InstanceMetrics:
     """Match predicted and ground-truth instances (ids > 0) by Hungarian on F-measure."""
     from scipy.optimize import linear_sum_assignment
 
     _same_shape(pred, gt, "instances")
-    p_ids = np.unique(pred[pred > 0])
-    g_ids = np.unique(gt[gt > 0])
+    p_ids, g_ids, inter, p_area, g_area = contingency(pred, gt)
     if len(p_ids) == 0 or len(g_ids) == 0:
         empty = len(p_ids) == 0 and len(g_ids) == 0
         return InstanceMetrics(precision=1.0 if empty or len(p_ids) == 0 else 0.0,
                                recall=1.0 if empty or len(g_ids) == 0 else 0.0,
                                f_measure=1.0 if empty else 0.0, matched_iou=0.0,
                                predicted=len(p_ids), ground_truth=len(g_ids), matched=0)
-    # Contingency table of pixel counts via one bincount.
-    p_index = np.searchsorted(p_ids, pred.ravel())
-    g_index = np.searchsorted(g_ids, gt.ravel())
-    both = (pred.ravel() > 0) & (gt.ravel() > 0)
-    inter = np.bincount(p_index[both] * len(g_ids) + g_index[both],
-                        minlength=len(p_ids) * len(g_ids)).reshape(len(p_ids), len(g_ids))
-    p_area = np.array([(pred == i).sum() for i in p_ids], dtype=np.float64)
-    g_area = np.array([(gt == i).sum() for i in g_ids], dtype=np.float64)
     f_pair = 2 * inter / (p_area[:, None] + g_area[None, :])
     rows, cols = linear_sum_assignment(-f_pair)
     keep = inter[rows, cols] > 0
