@@ -179,7 +179,7 @@ class Recorder(Node):
                 elif isinstance(msg, CameraInfo):
                     self.arrays[key] = np.asarray(msg.k, np.float64)
 
-    def wait_until_matched(self, timeout: float = 30.0, settle: float = 1.0) -> bool:
+    def wait_until_matched(self, timeout: float = 30.0, settle: float = 2.0) -> bool:
         """Spin until every output subscription sees a publisher, then ``settle`` seconds
         more (a reader not yet matched by the writer loses volatile samples)."""
         return wait_until_matched(self, timeout, settle)
@@ -194,8 +194,12 @@ class Recorder(Node):
             np.savez(path, meta=np.frombuffer(meta.encode(), np.uint8), **self.arrays)
 
 
-def wait_until_matched(node: Node, timeout: float = 30.0, settle: float = 1.0) -> bool:
-    """Spin ``node`` until each of its subscriptions has a publisher, then ``settle`` s more."""
+def wait_until_matched(node: Node, timeout: float = 30.0, settle: float = 2.0) -> bool:
+    """Spin ``node`` until each of its subscriptions has a publisher, then ``settle`` s more.
+
+    The readers see the writers before every writer has matched its reader (discovery is
+    asymmetric and slow on a loaded machine); volatile samples written in between are lost.
+    """
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if all(sub.get_publisher_count() > 0 for sub in node.subscriptions):
