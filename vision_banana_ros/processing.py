@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from vision_banana_ros.codecs import instance_palette
-from vision_banana_ros.geometry import backproject
 from vision_banana_ros.geometry.objects import (
     ObjectGeometry,
     Plane,
@@ -110,8 +109,10 @@ class FrameProcessor:
     def _objects(self, result: FrameResult) -> None:
         o = self.options
         out = result.outputs
-        pts = backproject(out.depth, result.k)
-        valid = np.isfinite(pts[..., 2])
+        x_f, y_f = self.rays.rays(out.depth.shape, result.k)  # cached, as for the cloud
+        z = out.depth
+        pts = np.stack([x_f * z, y_f * z, z], axis=-1)
+        valid = np.isfinite(z)
         ids = out.instances[valid]
         flat = pts[valid]
         plane = None
