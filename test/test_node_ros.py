@@ -282,3 +282,21 @@ def test_enable_service_and_incompatible_qos(assets, tmp_path):
     finally:
         client.close()
         node.stop()
+
+
+def test_live_evaluation_through_a_started_node(assets, tmp_path, monkeypatch):
+    from vision_banana_ros.evaluation.bag_eval import EvalConfig
+    from vision_banana_ros.ros.live_eval import live_eval
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(new_domain()))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    cfg = EvalConfig(bag=assets["bag"], out=tmp_path / "live", model=assets["model"],
+                     backend="onnxruntime", threads=1, progress=False)
+    doc = live_eval(cfg, rate_hz=2.0, start_node=True, node_name="/vision_banana")
+    assert doc["frames"] == 4
+    assert doc["frames_with_output"] + doc["dropped_frames"] == 4
+    assert doc["frames_with_output"] >= 1
+    assert doc["latency_ms"]["end_to_end"]["p50"] > 0
+    assert doc["summary"]["delta1"] is not None  # the bag has ground-truth depth
+    assert (tmp_path / "live" / "report.md").exists()
+    assert (tmp_path / "live" / "outputs" / "metadata.yaml").exists()
