@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
     demo.add_argument("--backend", default="auto")
     demo.add_argument("--frames", type=int, default=6, help="frames to render (default: 6)")
-    demo.add_argument("--rate", type=float, default=2.0, help="replay rate in Hz (default: 2)")
+    demo.add_argument("--rate", type=float, default=1.0, help="replay rate in Hz (default: 1)")
     demo.add_argument("--codecs-only", action="store_true",
                       help="only the codec round trip on an analytic scene (no ROS)")
     demo.set_defaults(func=_cmd_demo)

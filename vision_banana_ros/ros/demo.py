@@ -42,9 +42,10 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
-             frames: int = 6, rate_hz: float = 2.0, backend: str = "auto") -> str:
+             frames: int = 6, rate_hz: float = 1.0, backend: str = "auto") -> str:
     """Run the demo; returns the summary text."""
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from lifecycle_msgs.srv import GetState
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, PointCloud2
@@ -100,6 +101,7 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
     node = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     received: dict[str, dict[int, Any]] = {"depth": {}, "overlay": {}, "points": {},
                                            "objects": {}}
+    diagnostics: dict[str, str] = {}
     rclpy.init()
     recorder = rclpy.create_node("vision_banana_demo_recorder")
     try:
@@ -117,6 +119,9 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
         recorder.create_subscription(PointCloud2, "/vision_banana/points", keep("points"), qos)
         recorder.create_subscription(MarkerArray, "/vision_banana/objects", keep("objects"),
                                      qos)
+        recorder.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda m: diagnostics.update(
+                                         {kv.key: kv.value for kv in m.status[0].values}), 10)
         client = recorder.create_client(GetState, "/vision_banana/get_state")
         deadline = time.monotonic() + 120
         active = False
@@ -194,6 +199,12 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
         rng = f"{valid.min():.2f}-{valid.max():.2f}" if valid.size else "-"
         lines.append(f"| {i} | {rng} | {n_obj} | {n_points} | {', '.join(files)} |")
     total = time.monotonic() - started
+    if diagnostics:
+        lines += ["", f"The node (/diagnostics): {diagnostics.get('frames_received')} frames "
+                  f"received, {diagnostics.get('frames_processed')} processed, "
+                  f"{diagnostics.get('frames_dropped')} dropped (it keeps only the newest), "
+                  f"processing p50 {diagnostics.get('processing_p50_ms')} ms, backend "
+                  f"{diagnostics.get('backend')} ({diagnostics.get('device')})."]
     lines += ["", f"Replay took {play_s:.1f} s; the whole demo {total:.1f} s. "
               f"Node log: {out / 'node.log'}."]
     text = "\n".join(lines) + "\n"

@@ -113,6 +113,8 @@ class Player(Node):
                         # The first camera_info must be delivered before any image, or the
                         # node skips frames until the next one (readers match late under load).
                         self.pubs[info[0]].wait_for_all_acked(Duration(seconds=5))
+                if n == 0:
+                    start = time.monotonic()  # the schedule starts at the first image
                 due = start + n * period
                 wait = due - time.monotonic()
                 if wait > 0:
