@@ -53,7 +53,7 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
 
     from vision_banana_ros.geometry.pointcloud import POINT_DTYPE
     from vision_banana_ros.imageconv import image_array
-    from vision_banana_ros.ros.replay import load_frames, wait_until_matched
+    from vision_banana_ros.ros.replay import load_frames, node_command, wait_until_matched
     from vision_banana_ros.visualize import depth_colormap, render_points
 
     out.mkdir(parents=True, exist_ok=True)
@@ -76,27 +76,13 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
     msgs, types = load_frames(bag)
     image_topic = next(t for t, ty in types.items() if ty.__name__ != "CameraInfo")
     info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
-    compressed = types[image_topic].__name__ == "CompressedImage"
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
-    args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args"]
-    params = _params_file()
-    if params is not None:
-        args += ["--params-file", str(params)]
-    args += ["-r", f"{'image/compressed' if compressed else 'image'}:={image_topic}",
-             "-p", f"input_transport:={'compressed' if compressed else 'raw'}",
-             "-p", f"backend:={backend}",
-             # Reliable input: FastDDS drops best-effort samples larger than its 512 KB
-             # shared-memory segment when they fall back to fragmented UDP (README, QoS).
-             "-p", "qos_input_reliability:=reliable"]
-    if model:  # an empty override does not parse; the node's default is the shipped model
-        args += ["-p", f"model_path:={model}"]
-    if info_topic:
-        args += ["-r", f"camera_info:={info_topic}"]
-    else:
-        args += ["-p", "require_camera_info:=false"]
+    args = node_command(image_topic, types[image_topic], info_topic,
+                        {"backend": backend, "model_path": model},
+                        params_file=_params_file())
     log = (out / "node.log").open("w")
     node = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     received: dict[str, dict[int, Any]] = {"depth": {}, "overlay": {}, "points": {},

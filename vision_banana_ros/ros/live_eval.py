@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -31,7 +30,13 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
     from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader
     from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.imageconv import depth_to_metres, image_array
-    from vision_banana_ros.ros.replay import OUTPUTS, Player, load_frames, wait_until_matched
+    from vision_banana_ros.ros.replay import (
+        OUTPUTS,
+        Player,
+        load_frames,
+        node_command,
+        wait_until_matched,
+    )
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic)
@@ -53,19 +58,11 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
     node = None
     if start_node:
         image_topic = next(t for t, ty in types.items() if ty.__name__ != "CameraInfo")
-        compressed = types[image_topic].__name__ == "CompressedImage"
-        args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args",
-                "-r", f"__node:={node_name.strip('/')}",
-                "-r", f"{'image/compressed' if compressed else 'image'}:={image_topic}",
-                "-p", f"input_transport:={'compressed' if compressed else 'raw'}",
-                "-p", "qos_input_reliability:=reliable",  # large frames: see README, QoS
-                "-p", f"backend:={cfg.backend}", "-p", f"threads:={cfg.threads}",
-                "-p", f"tasks:={cfg.tasks}"]
-        if cfg.model:  # an empty override does not parse; default: the shipped model
-            args += ["-p", f"model_path:={cfg.model}"]
         info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
-        if info_topic:
-            args += ["-r", f"camera_info:={info_topic}"]
+        args = node_command(image_topic, types[image_topic], info_topic,
+                            {"backend": cfg.backend, "threads": cfg.threads,
+                             "tasks": cfg.tasks, "model_path": cfg.model},
+                            node_name=node_name)
         node = subprocess.Popen(args, stdout=(cfg.out / "node.log").open("w"),
                                 stderr=subprocess.STDOUT)
     rclpy.init()

@@ -50,6 +50,35 @@ _TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": Com
           "sensor_msgs/msg/CameraInfo": CameraInfo}
 
 
+def node_command(image_topic: str, image_type: type, info_topic: str | None,
+                 params: dict[str, Any], *, params_file: Path | None = None,
+                 node_name: str | None = None) -> list[str]:
+    """Command line starting the node on a bag's topics (for the demo and live evaluation).
+
+    Input reliability is ``reliable``: Fast DDS drops best-effort samples larger than its
+    512 KB shared-memory segment (README, QoS). Empty parameter values are left out (an empty
+    ``-p name:=`` does not parse; the node's defaults apply); without camera_info the node
+    runs without intrinsics.
+    """
+    compressed = image_type.__name__ == "CompressedImage"
+    args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args"]
+    if params_file is not None:
+        args += ["--params-file", str(params_file)]
+    if node_name:
+        args += ["-r", f"__node:={node_name.strip('/')}"]
+    args += ["-r", f"{'image/compressed' if compressed else 'image'}:={image_topic}"]
+    values = {"input_transport": "compressed" if compressed else "raw",
+              "qos_input_reliability": "reliable", **params}
+    if info_topic:
+        args += ["-r", f"camera_info:={info_topic}"]
+    else:
+        values["require_camera_info"] = "false"
+    for name, value in values.items():
+        if value not in (None, ""):
+            args += ["-p", f"{name}:={value}"]
+    return args
+
+
 def load_frames(bag: Path, image: str | None = None,
                 camera_info: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, type]]:
     """(topic, rclpy message) pairs of the bag's colour and camera_info topics, in order."""
