@@ -102,6 +102,44 @@ def test_model_run_on_a_synthetic_bag_writes_the_output_bag(tmp_path):
     assert "/camera/color/image_raw" in topics
 
 
+def test_ctrl_c_keeps_the_frames_already_through_the_network(tmp_path, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt on the main thread) while frame 4 is being read: frames 1-3
+    are scored and written by the finisher thread before the results are written."""
+    from rosbags.highlevel import AnyReader
+
+    bag = _bag_with_predictions(tmp_path / "bag", 1.1, frames=6)
+    original, calls = Evaluation._recorded, []
+
+    def interrupt_at_fourth(self, frame, k):
+        calls.append(frame.stamp)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(self, frame, k)
+
+    monkeypatch.setattr(Evaluation, "_recorded", interrupt_at_fourth)
+    doc = _evaluate(bag, tmp_path / "out")
+    assert doc["interrupted"] and doc["frames"] == 3
+    assert doc["summary"]["abs_rel"] == pytest.approx(0.1, abs=1e-5)
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["interrupted"] and saved["frames"] == 3
+    with AnyReader([tmp_path / "out" / "outputs"], default_typestore=typestore()) as r:
+        counts = {c.topic: c.msgcount for c in r.connections}
+    assert counts["/camera/color/image_raw"] == 3 and counts["/vision_banana/points"] == 3
+
+
+def test_an_error_while_scoring_reaches_the_caller(tmp_path, monkeypatch):
+    from vision_banana_ros.errors import VisionBananaError
+
+    bag = _bag_with_predictions(tmp_path / "bag", 1.0)
+
+    def broken(self, *args):
+        raise VisionBananaError("scoring failed on purpose")
+
+    monkeypatch.setattr(Evaluation, "_metrics", broken)
+    with pytest.raises(VisionBananaError, match="on purpose"):
+        _evaluate(bag, tmp_path / "out")
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vision_banana_ros.cli", "eval", *args,
                            "--quiet"], capture_output=True, text=True, timeout=300)

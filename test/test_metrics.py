@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.evaluation.metrics import (
     depth_metrics,
+    depth_report,
     instance_metrics,
     median_scale,
     normal_angles_deg,
@@ -43,6 +45,33 @@ def test_invalid_ground_truth_is_ignored_and_missing_predictions_count():
     assert m.delta1 == pytest.approx((720 - 400) / 720)
     assert m.abs_rel == pytest.approx(400 / 720)
     assert depth_metrics(GT, np.zeros_like(GT)) is None
+
+
+def test_depth_report_equals_separate_passes():
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0.2, 6.0, (48, 64)).astype(np.float32)
+    gt[:4] = 0.0
+    gt[4:6] = np.inf
+    pred = (gt * rng.uniform(0.7, 1.4, gt.shape)).astype(np.float32)
+    pred[10:12] = np.nan
+    ranges = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, np.inf))
+    rep = depth_report(pred, gt, ranges)
+    assert rep.metrics == depth_metrics(pred, gt)
+    scale = median_scale(pred, gt)
+    assert rep.median_scale == pytest.approx(scale, rel=1e-12)
+    ms = depth_metrics(pred * scale, gt)
+    assert rep.median_scaled.abs_rel == pytest.approx(ms.abs_rel, rel=1e-6)
+    assert rep.median_scaled.delta1 == pytest.approx(ms.delta1, rel=1e-6)
+    assert set(rep.by_range) == set(ranges)
+    for (lo, hi), (d1, rel) in rep.by_range.items():
+        m = depth_metrics(pred, gt, (gt >= lo) & (gt < hi))
+        assert (d1, rel) == pytest.approx((m.delta1, m.abs_rel), rel=1e-9)
+    assert rep.bin_count.sum() == (np.isfinite(gt) & (gt > 0) & np.isfinite(pred)).sum()
+    only_far = depth_report(pred, np.where(gt > 4.0, gt, 0.0), ranges)
+    assert set(only_far.by_range) == {(4.0, np.inf)}
+    assert depth_report(pred, np.zeros_like(gt), ranges) is None
+    with pytest.raises(VisionBananaError, match="contiguous"):
+        depth_report(pred, gt, ((0.0, 1.0), (2.0, 3.0)))
 
 
 def test_instances_identical_and_renumbered():
@@ -98,3 +127,14 @@ def test_normal_angles():
     ang = normal_angles_deg(b, a)
     assert ang.shape == (2,)
     np.testing.assert_allclose(np.sort(ang), [0, 30], atol=1e-4)
+
+
+def test_backproject_pixels_matches_the_full_image_with_skew():
+    from vision_banana_ros.geometry import backproject, backproject_pixels
+
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(0.3, 2.0, (24, 32)).astype(np.float32)
+    k = np.array([[30.0, 0.7, 15.2], [0.0, 31.0, 11.9], [0.0, 0.0, 1.0]])
+    index = rng.choice(depth.size, 50, replace=False)
+    full = backproject(depth, k).reshape(-1, 3)[index]
+    np.testing.assert_allclose(backproject_pixels(depth, index, k), full, rtol=1e-5, atol=1e-6)

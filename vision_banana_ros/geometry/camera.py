@@ -11,7 +11,8 @@ import numpy as np
 
 from vision_banana_ros.errors import VisionBananaError
 
-__all__ = ["backproject", "check_intrinsics", "normals_from_depth", "scale_intrinsics"]
+__all__ = ["backproject", "backproject_pixels", "check_intrinsics", "normals_from_depth",
+           "scale_intrinsics"]
 
 
 def check_intrinsics(k: np.ndarray, what: str = "K") -> np.ndarray:
@@ -74,6 +75,27 @@ def backproject(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
     z = depth.astype(np.float32, copy=False)
     with np.errstate(invalid="ignore"):  # 0 * inf on the optical axis: NaN, as intended
         return np.stack([x * z, y * z, z], axis=-1)
+
+
+def backproject_pixels(depth: np.ndarray, index: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Some pixels of a depth image to points in the camera optical frame.
+
+    Args:
+        depth: (H, W) float metres along z.
+        index: (N,) int flat pixel indices (row-major, ``v * W + u``).
+        k: (3, 3) intrinsics of this image.
+
+    Returns:
+        (N, 3) float64 points (x, y, z): ``backproject(depth, k).reshape(-1, 3)[index]``.
+    """
+    k = check_intrinsics(k)
+    if depth.ndim != 2:
+        raise VisionBananaError(f"depth must be (H, W), got shape {depth.shape}")
+    v, u = np.divmod(np.asarray(index, dtype=np.int64), depth.shape[1])
+    z = depth.ravel()[index].astype(np.float64)
+    y = (v - k[1, 2]) / k[1, 1]
+    x = (u - k[0, 2] - k[0, 1] * y) / k[0, 0]
+    return np.stack([x * z, y * z, z], axis=-1)
 
 
 def normals_from_depth(depth: np.ndarray, k: np.ndarray,

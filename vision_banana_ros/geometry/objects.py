@@ -49,6 +49,21 @@ def _cloud(points: np.ndarray):
     return pc
 
 
+def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Indices of each label's elements, in their original order, from one stable sort.
+
+    Args:
+        labels: (N,) integer labels (for example instance ids of points or of flat pixels).
+
+    Returns:
+        {label: (n,) int64 indices into ``labels``}, labels ascending.
+    """
+    order = np.argsort(labels, kind="stable")
+    values, starts = np.unique(labels[order], return_index=True)
+    return {int(v): order[a:b] for v, a, b in zip(values, starts,
+                                                 np.append(starts[1:], len(order)), strict=True)}
+
+
 def fit_support_plane(points: np.ndarray, distance_m: float = 0.01, iterations: int = 200,
                       seed: int = 0) -> Plane | None:
     """RANSAC plane through (N, 3) points (typically the non-object points); None if < 3."""
@@ -86,8 +101,10 @@ def object_geometries(points: np.ndarray, instances: np.ndarray, *, voxel_m: flo
     import open3d as o3d
 
     out = []
-    for inst in np.unique(instances[instances > 0]):
-        pts = points[instances == inst]
+    for inst, index in group_by_label(instances).items():
+        if inst <= 0:
+            continue
+        pts = points[index]
         if plane is not None:
             pts = pts[plane.distance(pts) > plane_margin_m]
         if len(pts) < min_points:
