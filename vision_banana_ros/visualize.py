@@ -44,3 +44,40 @@ def render_points(xyz: np.ndarray, rgb: np.ndarray, size: tuple[int, int] = (640
     order = np.argsort(-zk)  # far first, near last: near points overwrite
     image[v[order], u[order]] = ck[order]
     return image
+
+
+def error_colormap(rel_error: np.ndarray, max_error: float = 0.5) -> np.ndarray:
+    """(H, W) relative error (0 good) -> (H, W, 3) uint8 RGB (magma), black where non-finite."""
+    import cv2
+
+    valid = np.isfinite(rel_error)
+    scaled = np.clip(np.nan_to_num(rel_error) / max_error * 255, 0, 255).astype(np.uint8)
+    rgb = cv2.applyColorMap(scaled, cv2.COLORMAP_MAGMA)[..., ::-1]
+    rgb[~valid] = 0
+    return np.ascontiguousarray(rgb)
+
+
+def instance_colours(ids: np.ndarray) -> np.ndarray:
+    """(H, W) instance ids -> (H, W, 3) uint8 RGB, background (0) black, the codec's palette."""
+    from vision_banana_ros.codecs import instance_palette
+
+    ids = np.asarray(ids, dtype=np.int64)
+    top = int(ids.max(initial=0))
+    lut = np.vstack([np.zeros((1, 3)), instance_palette(max(top, 1))])
+    return np.rint(lut[np.clip(ids, 0, top)] * 255).astype(np.uint8)
+
+
+def mosaic(panels: list[tuple[str, np.ndarray]], height: int = 240) -> np.ndarray:
+    """Titled (H, W, 3) uint8 RGB panels side by side, each scaled to ``height`` rows."""
+    import cv2
+
+    tiles = []
+    for title, img in panels:
+        w = max(1, round(img.shape[1] * height / img.shape[0]))
+        tile = cv2.resize(np.ascontiguousarray(img), (w, height),
+                          interpolation=cv2.INTER_AREA)
+        bar = np.full((22, w, 3), 255, np.uint8)
+        cv2.putText(bar, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        tiles.append(np.vstack([bar, tile]))
+    return np.hstack(tiles)

@@ -104,7 +104,13 @@ def register(name: str) -> Callable[[Callable[[bool], list[BenchResult]]],
 
 def _load_groups() -> None:
     # Importing the modules registers their groups.
-    from vision_banana_ros.bench import codecs, node_load, pipeline, synthetic  # noqa: F401
+    from vision_banana_ros.bench import (  # noqa: F401
+        codecs,
+        eval_speed,
+        node_load,
+        pipeline,
+        synthetic,
+    )
 
 
 def run_benchmarks(names: list[str] | None = None, *, quick: bool = False,

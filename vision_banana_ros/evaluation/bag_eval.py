@@ -357,7 +357,8 @@ class Evaluation:
         self.errors[kind] = self.errors.get(kind, 0) + 1
         self.error_examples.setdefault(kind, message)
 
-    def _processor(self) -> Any:
+    def make_processor(self) -> Any:
+        """The backend (kept for closing) and the node's FrameProcessor with this run's options."""
         from vision_banana_ros import node_config
         from vision_banana_ros.pipeline import Pipeline
         from vision_banana_ros.processing import FrameProcessor
@@ -401,7 +402,7 @@ class Evaluation:
                                    f"{listing}")
             if recorded:
                 self.notes.append("scoring predictions recorded in the bag (no model run)")
-            processor = None if recorded else self._processor()
+            processor = None if recorded else self.make_processor()
             roles = {topics.image: "image", topics.depth: "depth",
                      topics.instances: "instances", topics.semantic: "semantic",
                      c.pred_depth_topic: "pred_depth", c.pred_instances_topic: "pred_instances"}

@@ -176,7 +176,16 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_plots(ev: Any, out: Path) -> list[str]:
+    """error_vs_depth.png, per_frame.png (matplotlib) and example_N.png mosaics."""
+    import cv2
     import matplotlib
+
+    from vision_banana_ros.visualize import (
+        depth_colormap,
+        error_colormap,
+        instance_colours,
+        mosaic,
+    )
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -210,27 +219,20 @@ def write_plots(ev: Any, out: Path) -> list[str]:
         fig.savefig(out / "per_frame.png", dpi=100)
         plt.close(fig)
         written.append("per_frame.png")
-    for i, ex in enumerate(ev.examples):
+    for i, ex in enumerate(ev.examples):  # image mosaics without axes: cv2, not matplotlib
         gt, pred = ex["gt"], ex["pred"]
         valid = np.isfinite(gt) & (gt > 0)
         vmax = float(np.nanpercentile(gt[valid], 98)) if valid.any() else 3.0
         err = np.where(valid, np.abs(pred - gt) / np.where(valid, gt, 1), np.nan)
-        panels = [("colour", ex["rgb"], {}), ("ground truth depth", gt, {"vmin": 0, "vmax": vmax}),
-                  ("predicted depth", pred, {"vmin": 0, "vmax": vmax}),
-                  ("AbsRel error", err, {"vmin": 0, "vmax": 0.5, "cmap": "magma"})]
+        panels = [("colour", ex["rgb"]), ("ground-truth depth", depth_colormap(gt, vmax)),
+                  ("predicted depth", depth_colormap(pred, vmax)),
+                  ("AbsRel error (0-0.5)", error_colormap(err))]
         if ex["ids"] is not None:
-            panels.append(("predicted instances", ex["ids"], {"cmap": "tab20"}))
+            panels.append(("predicted instances", instance_colours(ex["ids"])))
         if ex["gt_ids"] is not None:
-            panels.append(("ground-truth instances", ex["gt_ids"], {"cmap": "tab20"}))
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8))
-        for ax, (title, img, kw) in zip(axes, panels, strict=True):
-            ax.imshow(img, **kw)
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
-        fig.tight_layout()
+            panels.append(("ground-truth instances", instance_colours(ex["gt_ids"])))
         name = f"example_{i}.png"
-        fig.savefig(out / name, dpi=80)
-        plt.close(fig)
+        cv2.imwrite(str(out / name), mosaic(panels)[..., ::-1])
         written.append(name)
     return written
 
