@@ -70,8 +70,13 @@ def test_depth_report_equals_separate_passes():
     only_far = depth_report(pred, np.where(gt > 4.0, gt, 0.0), ranges)
     assert set(only_far.by_range) == {(4.0, np.inf)}
     assert depth_report(pred, np.zeros_like(gt), ranges) is None
-    with pytest.raises(VisionBananaError, match="contiguous"):
-        depth_report(pred, gt, ((0.0, 1.0), (2.0, 3.0)))
+    gaps = depth_report(pred, gt, ((0.0, 1.0), (2.0, 3.0)))
+    m = depth_metrics(pred, gt, (gt >= 2.0) & (gt < 3.0))
+    assert gaps.by_range[(2.0, 3.0)] == pytest.approx((m.delta1, m.abs_rel), rel=1e-9)
+    with pytest.raises(VisionBananaError, match=r"whole 0\.25 m bins"):
+        depth_report(pred, gt, ((0.0, 0.3),))
+    with pytest.raises(VisionBananaError, match=r"whole 0\.25 m bins"):
+        depth_report(pred, gt, ((2.0, 10.0),))
 
 
 def test_instances_identical_and_renumbered():
@@ -138,3 +143,11 @@ def test_backproject_pixels_matches_the_full_image_with_skew():
     index = rng.choice(depth.size, 50, replace=False)
     full = backproject(depth, k).reshape(-1, 3)[index]
     np.testing.assert_allclose(backproject_pixels(depth, index, k), full, rtol=1e-5, atol=1e-6)
+
+
+def test_group_by_label_keeps_order_and_handles_no_labels():
+    from vision_banana_ros.geometry.objects import group_by_label
+
+    groups = group_by_label(np.array([3, 0, 3, 1, 0, 3]))
+    assert {k: v.tolist() for k, v in groups.items()} == {0: [1, 4], 1: [3], 3: [0, 2, 5]}
+    assert group_by_label(np.zeros(0, np.int64)) == {}

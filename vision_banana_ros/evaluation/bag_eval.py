@@ -142,12 +142,14 @@ def _chamfer(pred_pts: np.ndarray, gt_pts: np.ndarray, queries: int = 1000,
 
 
 def object_chamfer(pred_depth: np.ndarray, pred_ids: np.ndarray, gt_depth: np.ndarray,
-                   gt_ids: np.ndarray, k: np.ndarray, min_points: int = 30) -> list[float]:
+                   gt_ids: np.ndarray, k: np.ndarray, min_points: int = 30,
+                   table: tuple | None = None) -> list[float]:
     """Chamfer distance (metres) per ground-truth object matched (IoU >= 0.25) to a prediction.
 
     Args:
         pred_depth, gt_depth: (H, W) metres (non-finite = no point); pred_ids, gt_ids: (H, W)
             instance ids (0 = no object); k: (3, 3) intrinsics of the frame.
+        table: ``contingency(pred_ids, gt_ids)`` when the caller already has it.
     Only the matched objects' pixels are back-projected.
     """
     from scipy.optimize import linear_sum_assignment
@@ -155,7 +157,8 @@ def object_chamfer(pred_depth: np.ndarray, pred_ids: np.ndarray, gt_depth: np.nd
     from vision_banana_ros.geometry import backproject_pixels
     from vision_banana_ros.geometry.objects import group_by_label
 
-    p_ids, g_ids, inter, p_area, g_area = contingency(pred_ids, gt_ids)
+    p_ids, g_ids, inter, p_area, g_area = (table if table is not None
+                                           else contingency(pred_ids, gt_ids))
     if len(p_ids) == 0 or len(g_ids) == 0:
         return []
     iou = inter / (p_area[:, None] + g_area[None, :] - inter)
@@ -600,10 +603,12 @@ class Evaluation:
                 self.depth_bins[0] += rep.bin_error
                 self.depth_bins[1] += rep.bin_count
         if "instances" in gt and o.instances is not None:
-            im = instance_metrics(o.instances, gt["instances"].astype(np.int64))
+            table = contingency(o.instances, gt["instances"])  # shared by both
+            im = instance_metrics(o.instances, gt["instances"], table)
             row.update({f"instances_{k2}": v for k2, v in im.as_dict().items()})
             if "depth" in gt and o.depth is not None and k is not None:
-                ch = object_chamfer(o.depth, o.instances, gt["depth"], gt["instances"], k)
+                ch = object_chamfer(o.depth, o.instances, gt["depth"], gt["instances"], k,
+                                    table=table)
                 if ch:
                     row["chamfer_m"] = float(np.mean(ch))
                     row["chamfer_objects"] = len(ch)

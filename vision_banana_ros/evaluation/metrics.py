@@ -16,7 +16,7 @@ Conventions follow the benchmarks they come from:
 
 from __future__ import annotations
 
-import itertools
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -45,29 +45,36 @@ class DepthMetrics:
         return asdict(self)
 
 
-def _depth_errors(d: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-pixel |d - g|, |d - g| / g and max(d / g, g / d) of valid-GT pixels (1-D float64).
+def _depth_ratio(d: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """q = d / g of valid-GT pixels (1-D float32); NaN where the prediction is missing
+    (non-finite or <= 0)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q = np.divide(d, g, dtype=np.float32)
+    q[~(q > 0) | ~np.isfinite(q)] = np.nan
+    return q
 
-    A missing prediction (non-finite or <= 0) is off by the whole depth (relative error 1) and
-    its ratio is infinite.
+
+def _errors(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|d - g| / g = |q - 1| and max(d / g, g / d) = max(q, 1 / q) from q = d / g (float32).
+
+    A missing prediction (NaN q) is off by the whole depth: relative error 1, ratio infinite.
     """
-    g = g.astype(np.float64)
-    d = d.astype(np.float64)
-    bad = ~np.isfinite(d) | (d <= 0)
-    d_safe = np.where(bad, 1e-6, d)
-    with np.errstate(over="ignore"):
-        ratio = np.maximum(d_safe / g, g / d_safe)
-    ratio[bad] = np.inf
-    err = np.abs(d_safe - g)
-    err[bad] = g[bad]
-    return err, err / g, ratio
+    missing = np.isnan(q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(q - np.float32(1.0))
+        ratio = np.maximum(q, np.float32(1.0) / q)
+    rel[missing] = 1.0
+    ratio[missing] = np.inf
+    return rel, ratio
 
 
-def _summarise(err: np.ndarray, rel: np.ndarray, ratio: np.ndarray) -> DepthMetrics:
-    return DepthMetrics(abs_rel=float(rel.mean()), rmse=float(np.sqrt(np.mean(err ** 2))),
-                        delta1=float(np.mean(ratio < 1.25)),
-                        delta2=float(np.mean(ratio < 1.25 ** 2)),
-                        delta3=float(np.mean(ratio < 1.25 ** 3)), valid_pixels=len(err))
+def _summarise(rel: np.ndarray, ratio: np.ndarray, g: np.ndarray) -> DepthMetrics:
+    n = len(rel)
+    return DepthMetrics(abs_rel=float(rel.sum(dtype=np.float64) / n),
+                        rmse=float(np.sqrt(np.square(rel * g).sum(dtype=np.float64) / n)),
+                        delta1=float(np.count_nonzero(ratio < 1.25) / n),
+                        delta2=float(np.count_nonzero(ratio < 1.25 ** 2) / n),
+                        delta3=float(np.count_nonzero(ratio < 1.25 ** 3) / n), valid_pixels=n)
 
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray,
@@ -85,7 +92,8 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray,
         valid &= mask
     if not valid.any():
         return None
-    return _summarise(*_depth_errors(pred[valid], gt[valid]))
+    g = gt[valid].astype(np.float32)
+    return _summarise(*_errors(_depth_ratio(pred[valid], g)), g)
 
 
 @dataclass
@@ -111,39 +119,48 @@ def depth_report(pred: np.ndarray, gt: np.ndarray, ranges: tuple[tuple[float, fl
     """:func:`depth_metrics`, median-scaled metrics, per-range metrics and error bins at once.
 
     Equal to calling :func:`depth_metrics` on the frame, on ``pred * median_scale`` and once per
-    range mask, but selects the valid pixels once (the evaluator's per-frame cost was seven
-    full-frame passes). ``None`` when no ground-truth pixel is valid.
+    range mask, but selects the valid pixels once and sums the ranges from per-bin counts (the
+    evaluator used to make seven full-frame passes). ``None`` when no ground-truth pixel is
+    valid.
 
     Args:
         pred: (H, W) predicted metres; gt: (H, W) ground-truth metres (valid: finite, > 0).
-        ranges: half-open [lo, hi) ground-truth ranges in metres, ascending, not overlapping.
+        ranges: half-open [lo, hi) ground-truth ranges in metres, each whole ``bin_m`` bins
+            below ``(bins - 1) * bin_m`` or open-ended (hi = inf).
     """
     _same_shape(pred, gt, "depth")
-    if any(a[1] != b[0] for a, b in itertools.pairwise(ranges)):
-        raise VisionBananaError(f"depth ranges must be contiguous and ascending, got {ranges}")
     valid = np.isfinite(gt) & (gt > 0)
     if not valid.any():
         return None
-    g, d = gt[valid], pred[valid]
-    err, rel, ratio = _depth_errors(d, g)
-    overall = _summarise(err, rel, ratio)
-    finite = np.isfinite(ratio)
-    scale = (float(np.median(g[finite]) / np.median(d[finite])) if finite.any() else 1.0)
-    median_scaled = _summarise(*_depth_errors(d * scale, g))
-    edges = np.array([r[0] for r in ranges] + [ranges[-1][1]])
-    which = np.searchsorted(edges, g, side="right") - 1  # range index; -1 / len = outside
-    inside = (which >= 0) & (which < len(ranges))
-    n = len(ranges)
-    count = np.bincount(which[inside], minlength=n)
-    good = np.bincount(which[inside], weights=(ratio[inside] < 1.25), minlength=n)
-    rel_sum = np.bincount(which[inside], weights=rel[inside], minlength=n)
-    by_range = {r: (float(good[i] / count[i]), float(rel_sum[i] / count[i]))
-                for i, r in enumerate(ranges) if count[i] > 0}
-    b = np.clip((g[finite] / bin_m).astype(np.int64), 0, bins - 1)
+    g, d = gt[valid].astype(np.float32, copy=False), pred[valid]
+    q = _depth_ratio(d, g)
+    rel, ratio = _errors(q)
+    overall = _summarise(rel, ratio, g)
+    finite = ~np.isnan(q)
+    scale = float(np.median(g[finite]) / np.median(d[finite])) if finite.any() else 1.0
+    median_scaled = _summarise(*_errors(q * np.float32(scale)), g)
+    # Everything per depth bin in one set of bincounts; the ranges are sums of whole bins.
+    b = np.minimum((g / np.float32(bin_m)).astype(np.int64), bins - 1)
+    count = np.bincount(b, minlength=bins).astype(np.float64)
+    good = np.bincount(b, weights=ratio < 1.25, minlength=bins)
+    rel_sum = np.bincount(b, weights=rel, minlength=bins)
+    missing = np.bincount(b, weights=~finite, minlength=bins)
+    by_range = {}
+    for lo, hi in ranges:
+        first = round(lo / bin_m)
+        last = bins if math.isinf(hi) else round(hi / bin_m)
+        exact_lo = math.isclose(first * bin_m, lo, abs_tol=1e-9) and 0 <= first < bins
+        exact_hi = math.isinf(hi) or (math.isclose(last * bin_m, hi) and first < last < bins)
+        if not (exact_lo and exact_hi):  # the last bin also holds everything farther
+            raise VisionBananaError(f"depth range {lo}-{hi} m must be whole {bin_m} m bins "
+                                    f"below {(bins - 1) * bin_m} m, or open-ended")
+        n = count[first:last].sum()
+        if n > 0:
+            by_range[(lo, hi)] = (float(good[first:last].sum() / n),
+                                  float(rel_sum[first:last].sum() / n))
     return DepthReport(metrics=overall, median_scale=scale, median_scaled=median_scaled,
                        by_range=by_range,
-                       bin_error=np.bincount(b, weights=rel[finite], minlength=bins),
-                       bin_count=np.bincount(b, minlength=bins).astype(np.float64))
+                       bin_error=rel_sum - missing, bin_count=count - missing)
 
 
 def median_scale(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -177,17 +194,21 @@ def contingency(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
     Returns (pred ids (P,), gt ids (G,), intersections (P, G) in pixels, pred areas (P,),
     gt areas (G,)).
     """
-    p_flat, g_flat = pred.ravel().astype(np.int64), gt.ravel().astype(np.int64)
+    p_flat, g_flat = pred.ravel(), gt.ravel()
     p_max, g_max = int(p_flat.max(initial=0)), int(g_flat.max(initial=0))
-    if (p_max + 1) * (g_max + 1) <= 1 << 22:  # small ids (the usual case): no sort needed
-        joint = np.bincount(p_flat * (g_max + 1) + g_flat, minlength=(p_max + 1) * (g_max + 1))
+    small = (p_max + 1) * (g_max + 1) <= 1 << 22 and min(p_flat.min(initial=0),
+                                                         g_flat.min(initial=0)) >= 0
+    if small:  # small non-negative ids (the usual case): one bincount, no sort
+        joint_index = p_flat.astype(np.intp) * (g_max + 1)
+        joint_index += g_flat
+        joint = np.bincount(joint_index, minlength=(p_max + 1) * (g_max + 1))
         joint = joint.reshape(p_max + 1, g_max + 1)
         p_ids, g_ids = np.arange(p_max + 1), np.arange(g_max + 1)
         keep_p, keep_g = joint.sum(1) > 0, joint.sum(0) > 0
         joint, p_ids, g_ids = joint[np.ix_(keep_p, keep_g)], p_ids[keep_p], g_ids[keep_g]
     else:
-        p_ids, p_inv = np.unique(p_flat, return_inverse=True)
-        g_ids, g_inv = np.unique(g_flat, return_inverse=True)
+        p_ids, p_inv = np.unique(p_flat.astype(np.int64), return_inverse=True)
+        g_ids, g_inv = np.unique(g_flat.astype(np.int64), return_inverse=True)
         joint = np.bincount(p_inv * len(g_ids) + g_inv, minlength=len(p_ids) * len(g_ids))
         joint = joint.reshape(len(p_ids), len(g_ids))
     p_obj, g_obj = p_ids > 0, g_ids > 0
@@ -196,12 +217,18 @@ def contingency(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return p_ids[p_obj], g_ids[g_obj], joint[np.ix_(p_obj, g_obj)], p_area, g_area
 
 
-def instance_metrics(pred: np.ndarray, gt: np.ndarray) -> InstanceMetrics:
-    """Match predicted and ground-truth instances (ids > 0) by Hungarian on F-measure."""
+def instance_metrics(pred: np.ndarray, gt: np.ndarray,
+                     table: tuple | None = None) -> InstanceMetrics:
+    """Match predicted and ground-truth instances (ids > 0) by Hungarian on F-measure.
+
+    Args:
+        pred, gt: (H, W) integer instance ids (0 = no object).
+        table: ``contingency(pred, gt)`` when the caller already has it.
+    """
     from scipy.optimize import linear_sum_assignment
 
     _same_shape(pred, gt, "instances")
-    p_ids, g_ids, inter, p_area, g_area = contingency(pred, gt)
+    p_ids, g_ids, inter, p_area, g_area = table if table is not None else contingency(pred, gt)
     if len(p_ids) == 0 or len(g_ids) == 0:
         empty = len(p_ids) == 0 and len(g_ids) == 0
         return InstanceMetrics(precision=1.0 if empty or len(p_ids) == 0 else 0.0,

@@ -60,8 +60,8 @@ def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
     """
     order = np.argsort(labels, kind="stable")
     values, starts = np.unique(labels[order], return_index=True)
-    return {int(v): order[a:b] for v, a, b in zip(values, starts,
-                                                 np.append(starts[1:], len(order)), strict=True)}
+    ends = np.append(starts[1:], len(order))[: len(starts)]  # no labels: no groups
+    return {int(v): order[a:b] for v, a, b in zip(values, starts, ends, strict=True)}
 
 
 def fit_support_plane(points: np.ndarray, distance_m: float = 0.01, iterations: int = 200,

@@ -100,6 +100,7 @@ def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
                    log: Callable[[str], Any] | None = None, **options: Any) -> Backend:
     """Create a backend by name (see the module docstring)."""
     say = log or LOG.info
+    spin = options.pop("spin", False)  # onnxruntime only: busy-waiting intra-op threads
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; choose one of "
                            f"{', '.join(PRECISIONS)}")
@@ -121,7 +122,7 @@ def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
         from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(onnx_for(model_path), device=dev, precision=precision,
-                                  threads=threads)
+                                  threads=threads, spin=spin)
     from vision_banana_ros.runtime.torch_backend import TorchBackend
 
     if model_path.suffix != ".pt":
