@@ -94,6 +94,10 @@ def test_model_run_on_a_synthetic_bag_writes_the_output_bag(tmp_path):
                                 threads=1, progress=False)).run()
     assert doc["frames"] == 2 and doc["summary"]["delta1"] is not None
     assert set(doc["latency_ms"]) >= {"read", "inference", "decode", "metrics", "write"}
+    speed = doc["speed"]
+    assert 0 < speed["network_s"] < speed["pipeline_s"] and speed["wall_s"] > 0
+    assert speed["limited_by"] in ("the node's pipeline", "read", "convert", "metrics", "write")
+    assert "% of the pipeline's speed" in (tmp_path / "out" / "report.md").read_text()
     with AnyReader([tmp_path / "out" / "outputs"], default_typestore=typestore()) as r:
         topics = {c.topic: c.msgtype for c in r.connections}
     assert topics["/vision_banana/depth/image"] == "sensor_msgs/msg/Image"

@@ -144,14 +144,18 @@ def write_report(doc: dict[str, Any], path: Path) -> None:
         lines.append(f"| {stage} | {v['p50']:.2f} | {v['p90']:.2f} | {v['p99']:.2f} | "
                      f"{v['share'] * 100:.1f} % |")
     sp = doc["speed"]
-    lines.append(
-        f"\nThroughput: {_fmt(doc['throughput_fps'])} frames/s ({doc['frames']} frames in "
-        f"{sp['wall_s']:.1f} s of wall time). The node's pipeline alone (preprocess, "
-        f"inference, decode, postprocess) took {sp['pipeline_s']:.1f} s "
-        f"({_fmt(sp['pipeline_fps'])} frames/s): the evaluation ran at "
-        f"{_fmt(100 * (sp['speed_vs_pipeline'] or 0))} % of the pipeline's speed, limited by "
-        f"{sp['limited_by']}. Metrics and bag writing run on a second thread, overlapped "
-        f"with the next frame's network; shares are of the summed stage times.")
+    lines.append(f"\nThroughput: {_fmt(doc['throughput_fps'])} frames/s ({doc['frames']} "
+                 f"frames in {sp['wall_s']:.1f} s of wall time).")
+    if doc["model"] == "recorded predictions":
+        lines.append("No model ran (predictions recorded in the bag): the time is reading, "
+                     f"metrics and writing, limited by {sp['limited_by']}.")
+    else:
+        lines.append(
+            f"The node's pipeline alone (preprocess, inference, decode, postprocess) took "
+            f"{sp['pipeline_s']:.1f} s ({_fmt(sp['pipeline_fps'])} frames/s): the evaluation "
+            f"ran at {_fmt(100 * (sp['speed_vs_pipeline'] or 0))} % of the pipeline's speed, "
+            f"limited by {sp['limited_by']}. Metrics and bag writing run on a second thread, "
+            "overlapped with the next frame's network; shares are of the summed stage times.")
     if doc["errors"]:
         lines += ["", "## Input problems", "", "| kind | count | example |", "|---|---|---|"]
         for kind, n in doc["errors"].items():
