@@ -7,7 +7,10 @@ canonical camera by ``fx / canonical_focal_px`` (fx of the network input).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +67,9 @@ class Pipeline:
         self.tasks = tuple(s.name for s in specs)
         self.task_ids = np.array([config.tasks.index(t) for t in self.tasks], dtype=np.int64)
         self.use_intrinsics = use_intrinsics
+        #: Context entered around each network call; the evaluator uses it to keep its
+        #: scoring thread off the cores while the backend runs.
+        self.network_guard: Callable[[], AbstractContextManager] = contextlib.nullcontext
 
     def preprocess(self, rgb: np.ndarray,
                    k: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -92,7 +98,8 @@ class Pipeline:
         t0 = time.perf_counter()
         x, k_small = self.preprocess(rgb, k)
         t1 = time.perf_counter()
-        paint = self.backend.run(x, self.task_ids)[0]  # (T, 3, h, w)
+        with self.network_guard():
+            paint = self.backend.run(x, self.task_ids)[0]  # (T, 3, h, w)
         t2 = time.perf_counter()
         h, w = rgb.shape[:2]
         out = Outputs()

@@ -19,11 +19,13 @@ an aggregated metric is below its threshold.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,13 +145,15 @@ def _chamfer(pred_pts: np.ndarray, gt_pts: np.ndarray, queries: int = 1000,
 
 def object_chamfer(pred_depth: np.ndarray, pred_ids: np.ndarray, gt_depth: np.ndarray,
                    gt_ids: np.ndarray, k: np.ndarray, min_points: int = 30,
-                   table: tuple | None = None) -> list[float]:
+                   table: tuple | None = None,
+                   pause: Callable[[], None] | None = None) -> list[float]:
     """Chamfer distance (metres) per ground-truth object matched (IoU >= 0.25) to a prediction.
 
     Args:
         pred_depth, gt_depth: (H, W) metres (non-finite = no point); pred_ids, gt_ids: (H, W)
             instance ids (0 = no object); k: (3, 3) intrinsics of the frame.
         table: ``contingency(pred_ids, gt_ids)`` when the caller already has it.
+        pause: called before each object (the evaluator waits there while the network runs).
     Only the matched objects' pixels are back-projected.
     """
     from scipy.optimize import linear_sum_assignment
@@ -171,6 +175,8 @@ def object_chamfer(pred_depth: np.ndarray, pred_ids: np.ndarray, gt_depth: np.nd
     for a, b in zip(rows, cols, strict=True):
         if iou[a, b] < 0.25:
             continue
+        if pause is not None:
+            pause()
         pi = p_pix[p_groups.get(int(p_ids[a]), np.zeros(0, np.int64))]
         gi = g_pix[g_groups.get(int(g_ids[b]), np.zeros(0, np.int64))]
         if len(pi) >= min_points and len(gi) >= min_points:
@@ -302,6 +308,8 @@ class _Finisher:
     def __init__(self, depth: int = 3) -> None:
         self._jobs: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._cores_free = threading.Event()  # cleared while the network runs
+        self._cores_free.set()
         self._thread = threading.Thread(target=self._work, name="eval-finisher", daemon=True)
         self._thread.start()
 
@@ -317,6 +325,23 @@ class _Finisher:
         if self._error is not None:
             err, self._error = self._error, None
             raise err
+
+    @contextlib.contextmanager
+    def network(self) -> Iterator[None]:
+        """Around a network call (main thread): jobs pause at their next :meth:`checkpoint`.
+
+        The network runs on every core (ONNX Runtime's intra-op threads); a scoring job on one
+        of them made each of its parallel steps wait, and doubled inference time on 2 cores.
+        """
+        self._cores_free.clear()
+        try:
+            yield
+        finally:
+            self._cores_free.set()
+
+    def checkpoint(self) -> None:
+        """Between steps of a job (finisher thread): wait while the network runs."""
+        self._cores_free.wait()
 
     def submit(self, fn: Any, *args: Any) -> None:
         self._raise()
@@ -405,7 +430,10 @@ class Evaluation:
                                    f"{listing}")
             if recorded:
                 self.notes.append("scoring predictions recorded in the bag (no model run)")
+            self.finisher = _Finisher()
             processor = None if recorded else self.make_processor()
+            if processor is not None:
+                processor.pipeline.network_guard = self.finisher.network
             roles = {topics.image: "image", topics.depth: "depth",
                      topics.instances: "instances", topics.semantic: "semantic",
                      c.pred_depth_topic: "pred_depth", c.pred_instances_topic: "pred_instances"}
@@ -419,7 +447,7 @@ class Evaluation:
 
                     shutil.rmtree(target)
                 out_bag = _OutputBag(target, reader, wanted)
-            self.out_bag, self.finisher = out_bag, _Finisher()
+            self.out_bag = out_bag
             t_start = time.perf_counter()
             try:
                 try:
@@ -560,6 +588,7 @@ class Evaluation:
                 self.out_bag.raw(topic, bag_time, raw)
             for topic, mtype, msg in _rosbags_outputs(result, img.header, info,
                                                       self.cfg.bag_points_stride):
+                self.finisher.checkpoint()
                 self.out_bag.msg(topic, mtype, frame.bag_time, msg)
         t4 = time.perf_counter()
         self.timer.add("metrics", t3 - t2)
@@ -589,8 +618,11 @@ class Evaluation:
                  k: np.ndarray | None) -> dict[str, Any]:
         o = result.outputs
         row: dict[str, Any] = {"frame": len(self.rows), "stamp_ns": frame.stamp}
+        pause = self.finisher.checkpoint if self.finisher is not None else None
         if "depth" in gt and o.depth is not None:
             g, p = gt["depth"], o.depth
+            if pause:
+                pause()
             rep = depth_report(p, g, DEPTH_RANGES, bins=len(self.depth_bins[0]))
             if rep is not None:
                 row.update({f"depth_{k2}": v for k2, v in rep.metrics.as_dict().items()})
@@ -603,12 +635,14 @@ class Evaluation:
                 self.depth_bins[0] += rep.bin_error
                 self.depth_bins[1] += rep.bin_count
         if "instances" in gt and o.instances is not None:
+            if pause:
+                pause()
             table = contingency(o.instances, gt["instances"])  # shared by both
             im = instance_metrics(o.instances, gt["instances"], table)
             row.update({f"instances_{k2}": v for k2, v in im.as_dict().items()})
             if "depth" in gt and o.depth is not None and k is not None:
                 ch = object_chamfer(o.depth, o.instances, gt["depth"], gt["instances"], k,
-                                    table=table)
+                                    table=table, pause=pause)
                 if ch:
                     row["chamfer_m"] = float(np.mean(ch))
                     row["chamfer_objects"] = len(ch)
