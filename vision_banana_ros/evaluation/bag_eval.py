@@ -347,11 +347,15 @@ class _Finisher:
         self._raise()
         self._jobs.put((fn, *args))
 
-    def close(self) -> None:
-        """Finish every submitted job, stop the thread, re-raise a job's exception."""
+    def stop(self) -> None:
+        """Finish every submitted job and stop the thread (idempotent)."""
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join()
+
+    def close(self) -> None:
+        """:meth:`stop`, then re-raise a job's exception."""
+        self.stop()
         self._raise()
 
 
@@ -462,6 +466,8 @@ class Evaluation:
                 if out_bag is not None:
                     out_bag.close()
         finally:
+            if self.finisher is not None:  # also when setting up failed before the loop
+                self.finisher.stop()
             reader.close()
             if getattr(self, "backend", None) is not None:
                 self.backend.close()
