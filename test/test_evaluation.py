@@ -203,3 +203,25 @@ def test_mismatched_depth_resolution_and_missing_camera_info_are_reported(tmp_pa
     with pytest.raises(BagError, match="prediction topic /x is not in the bag"):
         Evaluation(EvalConfig(bag=tmp_path / "bag", out=tmp_path / "o2", pred_depth_topic="/x",
                               progress=False)).run()
+
+
+def test_scoring_thread_waits_while_the_network_runs():
+    import threading
+    import time
+
+    from vision_banana_ros.evaluation.bag_eval import _Finisher
+
+    finisher, done = _Finisher(), threading.Event()
+
+    def job():
+        finisher.checkpoint()
+        done.set()
+
+    with finisher.network():
+        finisher.submit(job)
+        time.sleep(0.2)
+        assert not done.is_set()  # held at its checkpoint while the network runs
+    assert done.wait(5.0)
+    finisher.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        finisher.close()
