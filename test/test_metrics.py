@@ -151,3 +151,13 @@ def test_group_by_label_keeps_order_and_handles_no_labels():
     groups = group_by_label(np.array([3, 0, 3, 1, 0, 3]))
     assert {k: v.tolist() for k, v in groups.items()} == {0: [1, 4], 1: [3], 3: [0, 2, 5]}
     assert group_by_label(np.zeros(0, np.int64)) == {}
+
+
+def test_instance_colours_for_pictures_accept_any_id():
+    from vision_banana_ros.visualize import instance_colours
+
+    ids = np.array([[0, 1, 2], [215, 216, 40000]])
+    rgb = instance_colours(ids)
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    assert (rgb[0, 0] == 0).all() and (rgb[0, 1] != rgb[0, 2]).any()
+    assert (rgb[1, 1] == rgb[0, 1]).all()  # 216 reuses colour 1

@@ -98,7 +98,7 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray,
 
 @dataclass
 class DepthReport:
-    """Everything the evaluator reports about one depth frame, from one pass over its pixels.
+    """Everything the evaluator reports about one depth frame, from one selection of its pixels.
 
     ``by_range`` maps each (lo, hi) metre range of ground truth to (delta1, AbsRel), or is
     missing the range when it holds no valid pixel. ``bin_error`` / ``bin_count`` are sums of
