@@ -218,8 +218,9 @@ def experiments_section() -> list[str]:
                 f"{_f(m.get('depth_delta1'))} | {_f(m.get('depth_abs_rel'))} | "
                 f"{_f(m.get('instances_f'))} | {_f(m.get('semantic_miou'))} | "
                 f"{_f(m.get('normals_mean_deg'), 1)} |")
-        lines += ["", f"Held-out synthetic split ({e['runs'][0].get('frames')} frames), same "
-                  "data, seed and schedule in every run. " + e.get("answer", ""), ""]
+        setup = e.get("setup") or (f"Held-out synthetic split ({e['runs'][0].get('frames')} "
+                                   "frames), same data, seed and schedule in every run.")
+        lines += ["", setup + " " + e.get("answer", ""), ""]
     return lines
 
 
