@@ -60,17 +60,13 @@ def error_colormap(rel_error: np.ndarray, max_error: float = 0.5) -> np.ndarray:
 def instance_colours(ids: np.ndarray) -> np.ndarray:
     """(H, W) instance ids -> (H, W, 3) uint8 RGB, background (0) black, the codec's palette
     (ids beyond its colours reuse them cyclically)."""
-    from vision_banana_ros.codecs import instance_palette
+    from vision_banana_ros.codecs.instances import INSTANCE_PALETTE_MAX, instance_palette
 
     ids = np.asarray(ids, dtype=np.int64)
-    count = int(np.clip(ids.max(initial=0), 1, _PALETTE_COLOURS))
+    count = int(np.clip(ids.max(initial=0), 1, INSTANCE_PALETTE_MAX))
     lut = np.vstack([np.zeros((1, 3)), instance_palette(count)])
     index = np.where(ids > 0, (ids - 1) % count + 1, 0)
     return np.rint(lut[index] * 255).astype(np.uint8)
-
-
-#: Distinct colours the instance palette offers (codecs.instance_palette).
-_PALETTE_COLOURS = 215
 
 
 def mosaic(panels: list[tuple[str, np.ndarray]], height: int = 240) -> np.ndarray:

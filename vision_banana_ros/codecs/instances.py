@@ -30,10 +30,13 @@ from vision_banana_ros.codecs.constants import (
 )
 from vision_banana_ros.errors import CodecError
 
-__all__ = ["decode_instances", "encode_instances", "instance_palette"]
+__all__ = ["INSTANCE_PALETTE_MAX", "decode_instances", "encode_instances", "instance_palette"]
 
 #: Colour grid for histograms and nearest-centre look-up (error at most 1/64 per channel).
 _LUT_LEVELS = 32
+#: Levels per channel of the palette's colour grid, and the most colours it offers (not black).
+_PALETTE_LEVELS = 6
+INSTANCE_PALETTE_MAX = _PALETTE_LEVELS ** 3 - 1
 
 
 def instance_palette(count: int) -> np.ndarray:
@@ -44,10 +47,11 @@ def instance_palette(count: int) -> np.ndarray:
     """
     if count < 0:
         raise CodecError(f"palette size must be >= 0, got {count}")
-    levels = np.linspace(0.0, 1.0, 6, dtype=np.float32)
+    if count > INSTANCE_PALETTE_MAX:
+        raise CodecError(f"at most {INSTANCE_PALETTE_MAX} instance colours are available, "
+                         f"asked {count}")
+    levels = np.linspace(0.0, 1.0, _PALETTE_LEVELS, dtype=np.float32)
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
-    if count > len(grid) - 1:
-        raise CodecError(f"at most {len(grid) - 1} instance colours are available, asked {count}")
     chosen = [np.asarray(INSTANCE_BACKGROUND_RGB, np.float32)]
     nearest = np.linalg.norm(grid - chosen[0], axis=1)
     for _ in range(count):

@@ -123,6 +123,10 @@ def _stamp(msg: Any) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
+def _no_wait() -> None:
+    """Checkpoint of scoring outside a finisher thread: nothing to wait for."""
+
+
 def _chamfer(pred_pts: np.ndarray, gt_pts: np.ndarray, queries: int = 1000,
              targets: int = 4000) -> float:
     """Symmetric mean nearest-neighbour distance (metres) between two (N, 3) point sets.
@@ -146,7 +150,7 @@ def _chamfer(pred_pts: np.ndarray, gt_pts: np.ndarray, queries: int = 1000,
 def object_chamfer(pred_depth: np.ndarray, pred_ids: np.ndarray, gt_depth: np.ndarray,
                    gt_ids: np.ndarray, k: np.ndarray, min_points: int = 30,
                    table: tuple | None = None,
-                   pause: Callable[[], None] | None = None) -> list[float]:
+                   pause: Callable[[], None] = _no_wait) -> list[float]:
     """Chamfer distance (metres) per ground-truth object matched (IoU >= 0.25) to a prediction.
 
     Args:
@@ -175,8 +179,7 @@ def object_chamfer(pred_depth: np.ndarray, pred_ids: np.ndarray, gt_depth: np.nd
     for a, b in zip(rows, cols, strict=True):
         if iou[a, b] < 0.25:
             continue
-        if pause is not None:
-            pause()
+        pause()
         pi = p_pix[p_groups.get(int(p_ids[a]), np.zeros(0, np.int64))]
         gi = g_pix[g_groups.get(int(g_ids[b]), np.zeros(0, np.int64))]
         if len(pi) >= min_points and len(gi) >= min_points:
@@ -624,11 +627,10 @@ class Evaluation:
                  k: np.ndarray | None) -> dict[str, Any]:
         o = result.outputs
         row: dict[str, Any] = {"frame": len(self.rows), "stamp_ns": frame.stamp}
-        pause = self.finisher.checkpoint if self.finisher is not None else None
+        pause = self.finisher.checkpoint if self.finisher is not None else _no_wait
         if "depth" in gt and o.depth is not None:
             g, p = gt["depth"], o.depth
-            if pause:
-                pause()
+            pause()
             rep = depth_report(p, g, DEPTH_RANGES, bins=len(self.depth_bins[0]))
             if rep is not None:
                 row.update({f"depth_{k2}": v for k2, v in rep.metrics.as_dict().items()})
@@ -641,8 +643,7 @@ class Evaluation:
                 self.depth_bins[0] += rep.bin_error
                 self.depth_bins[1] += rep.bin_count
         if "instances" in gt and o.instances is not None:
-            if pause:
-                pause()
+            pause()
             table = contingency(o.instances, gt["instances"])  # shared by both
             im = instance_metrics(o.instances, gt["instances"], table)
             row.update({f"instances_{k2}": v for k2, v in im.as_dict().items()})

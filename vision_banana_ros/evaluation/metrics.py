@@ -137,7 +137,7 @@ def depth_report(pred: np.ndarray, gt: np.ndarray, ranges: tuple[tuple[float, fl
     rel, ratio = _errors(q)
     overall = _summarise(rel, ratio, g)
     finite = ~np.isnan(q)
-    scale = float(np.median(g[finite]) / np.median(d[finite])) if finite.any() else 1.0
+    scale = _median_ratio(g[finite], d[finite])
     median_scaled = _summarise(*_errors(q * np.float32(scale)), g)
     # Everything per depth bin in one set of bincounts; the ranges are sums of whole bins.
     b = np.minimum((g / np.float32(bin_m)).astype(np.int64), bins - 1)
@@ -166,9 +166,12 @@ def depth_report(pred: np.ndarray, gt: np.ndarray, ranges: tuple[tuple[float, fl
 def median_scale(pred: np.ndarray, gt: np.ndarray) -> float:
     """median(g) / median(d) over valid pixels (1.0 when undefined)."""
     valid = np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0)
-    if not valid.any():
-        return 1.0
-    return float(np.median(gt[valid]) / np.median(pred[valid]))
+    return _median_ratio(gt[valid], pred[valid])
+
+
+def _median_ratio(g: np.ndarray, d: np.ndarray) -> float:
+    """median(g) / median(d) of paired valid depths (1-D); 1.0 when empty."""
+    return float(np.median(g) / np.median(d)) if len(g) else 1.0
 
 
 @dataclass
