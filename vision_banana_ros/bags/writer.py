@@ -33,15 +33,14 @@ class RgbdBagWriter:
     def __init__(self, path: Path, *, storage: str = "mcap",
                  frame_id: str = "camera_color_optical_frame", rate_hz: float = 10.0,
                  start_ns: int = DEFAULT_START_NS) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from vision_banana_ros.bags.mcap_stream import open_writer
 
-        plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-        if storage not in plugins:
+        if storage not in ("mcap", "sqlite3"):
             raise VisionBananaError(f"unknown bag storage {storage!r}; use mcap or sqlite3")
         self.path = Path(path)
         if self.path.exists():
             raise VisionBananaError(f"bag {self.path} already exists")
-        self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
+        self._writer = open_writer(self.path, storage)
         self.frame_id = frame_id
         self.period_ns = round(1e9 / rate_hz)
         self.start_ns = start_ns

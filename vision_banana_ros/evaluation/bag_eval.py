@@ -192,12 +192,11 @@ class _OutputBag:
     """Input topics copied raw plus every node output, as the live node publishes them."""
 
     def __init__(self, path: Path, reader: Any, inputs: list[str]) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
-
         from vision_banana_ros.bags import typestore
+        from vision_banana_ros.bags.mcap_stream import open_writer
 
         self.ts = typestore()
-        self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer = open_writer(path)
         self.writer.open()
         self.conns: dict[str, Any] = {}
         for c in reader.connections:

@@ -23,10 +23,10 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
     import rclpy
     from lifecycle_msgs.srv import GetState
     from rclpy.serialization import deserialize_message
-    from rosbags.rosbag2 import StoragePlugin, Writer
     from sensor_msgs.msg import Image
 
     from vision_banana_ros.bags import typestore
+    from vision_banana_ros.bags.mcap_stream import open_writer
     from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader
     from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.imageconv import depth_to_metres, image_array
@@ -70,7 +70,7 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
         player = Player(msgs, types, rate_hz, 1)
         received: dict[str, dict[int, float]] = {rel: {} for rel in OUTPUTS}
         arrays: dict[int, dict[str, np.ndarray]] = {}
-        writer = Writer(cfg.out / "outputs", version=9, storage_plugin=StoragePlugin.MCAP)
+        writer = open_writer(cfg.out / "outputs")
         writer.open()
         conns: dict[str, Any] = {}
 
