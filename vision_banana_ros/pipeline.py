@@ -20,6 +20,7 @@ from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.geometry import check_intrinsics, scale_intrinsics
 from vision_banana_ros.model.config import ModelConfig
 from vision_banana_ros.runtime.base import Backend
+from vision_banana_ros.runtime.threads import limit_blas_threads
 
 
 @dataclass
@@ -53,15 +54,19 @@ class Pipeline:
         config: the model's config (input size, tasks, canonical focal length).
         tasks: tasks to run, names or a comma-separated string.
         use_intrinsics: rescale depth with fx from K (False: the canonical camera is assumed).
+        blas_threads: cap the process's BLAS thread pools at this many threads (see
+            :mod:`vision_banana_ros.runtime.threads`); None leaves them as they are.
     """
 
     def __init__(self, backend: Backend, config: ModelConfig, tasks: str | list[str],
-                 *, use_intrinsics: bool = True) -> None:
+                 *, use_intrinsics: bool = True, blas_threads: int | None = 1) -> None:
         specs = parse_tasks(tasks)
         missing = [s.name for s in specs if s.name not in config.tasks]
         if missing:
             raise VisionBananaError(f"the model was not trained for tasks {missing}; it knows "
                                     f"{', '.join(config.tasks)}")
+        if blas_threads is not None:
+            limit_blas_threads(blas_threads)
         self.backend = backend
         self.config = config
         self.tasks = tuple(s.name for s in specs)
