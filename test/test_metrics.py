@@ -34,6 +34,16 @@ def test_scaled_depth(scale, delta1, delta2):
     assert median_scale(GT * scale, GT) == pytest.approx(1 / scale, rel=1e-5)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 1000, 1001])
+def test_median_scale_uses_the_exact_median(n):
+    rng = np.random.default_rng(n)
+    gt = rng.uniform(0.3, 4.0, n).astype(np.float32)
+    pred = rng.uniform(0.3, 4.0, n).astype(np.float32)
+    pred[0] = gt[-1] = 2.0  # ties
+    expected = np.median(gt.astype(np.float64)) / np.median(pred.astype(np.float64))
+    assert median_scale(pred, gt) == pytest.approx(expected, rel=1e-7)
+
+
 def test_invalid_ground_truth_is_ignored_and_missing_predictions_count():
     gt = GT.copy()
     gt[:10] = 0.0          # sensor holes

@@ -171,7 +171,18 @@ def median_scale(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def _median_ratio(g: np.ndarray, d: np.ndarray) -> float:
     """median(g) / median(d) of paired valid depths (1-D); 1.0 when empty."""
-    return float(np.median(g) / np.median(d)) if len(g) else 1.0
+    return _median(g) / _median(d) if len(g) else 1.0
+
+
+def _median(x: np.ndarray) -> float:
+    """Median of a non-empty 1-D array without NaNs (the mean of the two middle values when
+    the length is even), as ``np.median`` but about 10x faster on a frame's pixels: one
+    single-pivot partition, then the maximum of the lower half (``np.median`` partitions
+    around two pivots, which numpy does far more slowly)."""
+    k = len(x) // 2
+    part = np.partition(x, k)
+    upper = float(part[k])
+    return upper if len(x) % 2 else (float(part[:k].max()) + upper) / 2
 
 
 @dataclass
