@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import subprocess
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -212,3 +214,18 @@ def test_shipped_model_same_outputs_through_torch_and_onnxruntime(tmp_path, monk
     images = np.random.default_rng(5).random((2, 3, model.config.input_height,
                                               model.config.input_width), dtype=np.float32)
     assert parity(model, onnx, images, np.arange(4)) <= 1e-4
+
+
+def test_pipeline_caps_blas_thread_pools():
+    """OpenBLAS workers busy-wait between the pipeline's tiny matrix products; the pipeline
+    caps every BLAS pool at one thread (checked in a fresh process: the cap is process-wide)."""
+    code = ("from threadpoolctl import threadpool_info\n"
+            "from vision_banana_ros.pipeline import Pipeline\n"
+            "from vision_banana_ros.runtime.select import create_backend\n"
+            "b = create_backend('torch', None, threads=1)\n"
+            "Pipeline(b, b.config, 'depth')\n"
+            "pools = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+            "print(len(pools), max(pools))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert int(out[0]) >= 1 and out[1] == "1"
