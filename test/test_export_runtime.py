@@ -216,16 +216,21 @@ def test_shipped_model_same_outputs_through_torch_and_onnxruntime(tmp_path, monk
     assert parity(model, onnx, images, np.arange(4)) <= 1e-4
 
 
-def test_pipeline_caps_blas_thread_pools():
+def test_pipeline_tunes_its_process():
     """OpenBLAS workers busy-wait between the pipeline's tiny matrix products; the pipeline
-    caps every BLAS pool at one thread (checked in a fresh process: the cap is process-wide)."""
-    code = ("from threadpoolctl import threadpool_info\n"
+    caps every BLAS pool at one thread and has glibc keep freed frame-sized blocks (checked in
+    a fresh process: both are process-wide)."""
+    code = ("import vision_banana_ros.memory as m\n"
+            "from threadpoolctl import threadpool_info\n"
             "from vision_banana_ros.pipeline import Pipeline\n"
             "from vision_banana_ros.runtime.select import create_backend\n"
             "b = create_backend('torch', None, threads=1)\n"
+            "m._libc().mallopt = lambda *a: print('mallopt', *a) or 1\n"
             "Pipeline(b, b.config, 'depth')\n"
             "pools = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
             "print(len(pools), max(pools))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.split()
-    assert int(out[0]) >= 1 and out[1] == "1"
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[:2] == [f"mallopt -3 {32 << 20}", f"mallopt -1 {128 << 20}"]
+    pools, threads = out[2].split()
+    assert int(pools) >= 1 and threads == "1"

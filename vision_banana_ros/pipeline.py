@@ -18,6 +18,7 @@ import numpy as np
 from vision_banana_ros.codecs import TASKS, decode_depth, parse_tasks
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.geometry import check_intrinsics, scale_intrinsics
+from vision_banana_ros.memory import reuse_freed_blocks
 from vision_banana_ros.model.config import ModelConfig
 from vision_banana_ros.runtime.base import Backend
 from vision_banana_ros.runtime.threads import limit_blas_threads
@@ -54,19 +55,21 @@ class Pipeline:
         config: the model's config (input size, tasks, canonical focal length).
         tasks: tasks to run, names or a comma-separated string.
         use_intrinsics: rescale depth with fx from K (False: the canonical camera is assumed).
-        blas_threads: cap the process's BLAS thread pools at this many threads (see
-            :mod:`vision_banana_ros.runtime.threads`); None leaves them as they are.
+        tune_process: tune the whole process for a frame loop: BLAS thread pools capped at one
+            thread (:mod:`vision_banana_ros.runtime.threads`) and freed frame-sized blocks kept
+            for reuse (:func:`vision_banana_ros.memory.reuse_freed_blocks`).
     """
 
     def __init__(self, backend: Backend, config: ModelConfig, tasks: str | list[str],
-                 *, use_intrinsics: bool = True, blas_threads: int | None = 1) -> None:
+                 *, use_intrinsics: bool = True, tune_process: bool = True) -> None:
         specs = parse_tasks(tasks)
         missing = [s.name for s in specs if s.name not in config.tasks]
         if missing:
             raise VisionBananaError(f"the model was not trained for tasks {missing}; it knows "
                                     f"{', '.join(config.tasks)}")
-        if blas_threads is not None:
-            limit_blas_threads(blas_threads)
+        if tune_process:
+            limit_blas_threads(1)
+            reuse_freed_blocks()
         self.backend = backend
         self.config = config
         self.tasks = tuple(s.name for s in specs)
