@@ -140,11 +140,13 @@ def depth_report(pred: np.ndarray, gt: np.ndarray, ranges: tuple[tuple[float, fl
     scale = _median_ratio(g[finite], d[finite])
     median_scaled = _summarise(*_errors(q * np.float32(scale)), g)
     # Everything per depth bin in one set of bincounts; the ranges are sums of whole bins.
-    b = np.minimum((g / np.float32(bin_m)).astype(np.int64), bins - 1)
-    count = np.bincount(b, minlength=bins).astype(np.float64)
-    good = np.bincount(b, weights=ratio < 1.25, minlength=bins)
+    b = np.minimum((g / np.float32(bin_m)).astype(np.intp), bins - 1)
+    # Pixel counts per (bin, within 1.25, missing) from one unweighted bincount (weighted
+    # ones are 3x slower); a missing prediction's ratio is infinite, so never "good".
+    cells = np.bincount(b * 4 + (ratio < 1.25) * 2 + ~finite, minlength=bins * 4)
+    cells = cells.reshape(bins, 4).astype(np.float64)
+    count, good, missing = cells.sum(axis=1), cells[:, 2:].sum(axis=1), cells[:, 1::2].sum(axis=1)
     rel_sum = np.bincount(b, weights=rel, minlength=bins)
-    missing = np.bincount(b, weights=~finite, minlength=bins)
     by_range = {}
     for lo, hi in ranges:
         first = round(lo / bin_m)
