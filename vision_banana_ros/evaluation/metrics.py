@@ -178,9 +178,9 @@ def _median_ratio(g: np.ndarray, d: np.ndarray) -> float:
 
 def _median(x: np.ndarray) -> float:
     """Median of a non-empty 1-D array without NaNs (the mean of the two middle values when
-    the length is even), as ``np.median`` but about 10x faster on a frame's pixels: one
-    single-pivot partition, then the maximum of the lower half (``np.median`` partitions
-    around two pivots, which numpy does far more slowly)."""
+    the length is even), as ``np.median``: one single-pivot partition, then the maximum of the
+    lower half. For even lengths ``np.median`` partitions around two pivots, which numpy does
+    far more slowly on unordered data (2.45 ms against 0.16 ms for 260k random float32)."""
     k = len(x) // 2
     part = np.partition(x, k)
     upper = float(part[k])
