@@ -48,13 +48,16 @@ def scale_intrinsics(k: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return out
 
 
+def _rays(u: np.ndarray, v: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ray (x, y) at z = 1 through pixel (u, v) (broadcast together, float64), with skew."""
+    y = (v - k[1, 2]) / k[1, 1]
+    return (u - k[0, 2] - k[0, 1] * y) / k[0, 0], y
+
+
 def _pixel_rays(shape: tuple[int, int], k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = shape
-    fx, fy, cx, cy, skew = k[0, 0], k[1, 1], k[0, 2], k[1, 2], k[0, 1]
-    v = np.arange(h, dtype=np.float64)
-    u = np.arange(w, dtype=np.float64)
-    y = ((v - cy) / fy)[:, None]
-    x = (u[None, :] - cx - skew * y) / fx
+    x, y = _rays(np.arange(w, dtype=np.float64)[None, :],
+                 np.arange(h, dtype=np.float64)[:, None], k)
     return x.astype(np.float32), np.broadcast_to(y, (h, w)).astype(np.float32)
 
 
@@ -93,8 +96,7 @@ def backproject_pixels(depth: np.ndarray, index: np.ndarray, k: np.ndarray) -> n
         raise VisionBananaError(f"depth must be (H, W), got shape {depth.shape}")
     v, u = np.divmod(np.asarray(index, dtype=np.int64), depth.shape[1])
     z = depth.ravel()[index].astype(np.float64)
-    y = (v - k[1, 2]) / k[1, 1]
-    x = (u - k[0, 2] - k[0, 1] * y) / k[0, 0]
+    x, y = _rays(u, v, k)
     return np.stack([x * z, y * z, z], axis=-1)
 
 
