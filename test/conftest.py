@@ -1,8 +1,15 @@
-"""Shared test fixtures. ROS tests take their domain ids from :func:`ros_domain_id`."""
+"""Shared test set-up. ROS tests take their domain ids from ``ros_harness.new_domain``."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Never talk to other machines, even in tests that forget to set it.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+# Tests run ROS as a robot should (README, QoS): with the shipped Fast DDS profile, whose
+# shared-memory segment carries whole camera frames. It must be in the environment before the
+# first participant of this process exists; children inherit it. One test runs without it.
+os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(
+    Path(__file__).resolve().parents[1] / "config" / "fastdds_large_frames.xml")

@@ -16,10 +16,14 @@ PARAMS = ROOT / "config" / "vision_banana.yaml"
 _domains = itertools.count(40 + (os.getpid() % 20) * 5)
 
 
-def ros_env(domain: int) -> dict[str, str]:
+def ros_env(domain: int, fastdds_profile: bool = True) -> dict[str, str]:
+    """This process's environment on ``domain``, local only; without the Fast DDS profile
+    that conftest sets when ``fastdds_profile`` is False (Fast DDS's defaults)."""
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(domain)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if not fastdds_profile:
+        env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     return env
 
 
@@ -65,7 +69,7 @@ class Proc:
 
 
 def start_node(tmp: Path, domain: int, params: dict[str, Any] | None = None,
-               name: str = "node") -> Proc:
+               name: str = "node", fastdds_profile: bool = True) -> Proc:
     args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args",
             "--params-file", str(PARAMS), "-r", "image:=/camera/color/image_raw",
             "-r", "image/compressed:=/camera/color/image_raw/compressed",
@@ -73,12 +77,13 @@ def start_node(tmp: Path, domain: int, params: dict[str, Any] | None = None,
     for k, v in (params or {}).items():
         value = ("true" if v else "false") if isinstance(v, bool) else v
         args += ["-p", f"{k}:={value}"]
-    return Proc(args, ros_env(domain), tmp / f"{name}.log")
+    return Proc(args, ros_env(domain, fastdds_profile), tmp / f"{name}.log")
 
 
-def replay(tmp: Path, domain: int, *args: str, name: str = "replay") -> Proc:
-    return Proc([sys.executable, "-m", "vision_banana_ros.ros.replay", *args], ros_env(domain),
-                tmp / f"{name}.log")
+def replay(tmp: Path, domain: int, *args: str, name: str = "replay",
+           fastdds_profile: bool = True) -> Proc:
+    return Proc([sys.executable, "-m", "vision_banana_ros.ros.replay", *args],
+                ros_env(domain, fastdds_profile), tmp / f"{name}.log")
 
 
 class RosClient:
@@ -117,3 +122,42 @@ class RosClient:
     def close(self) -> None:
         self.node.destroy_node()
         self.ctx.try_shutdown()
+
+
+def image_msg(array: Any, enc: str, stamp_sec: int, **overrides: Any) -> Any:
+    """A sensor_msgs/Image (rclpy) of ``array`` in ``enc``, stamped ``stamp_sec``, frame ``cam``;
+    ``overrides`` replace fields (to make bad messages)."""
+    from sensor_msgs.msg import Image
+
+    from vision_banana_ros.imageconv import array_to_image_fields
+
+    msg = Image(**array_to_image_fields(array, enc))
+    msg.header.stamp.sec, msg.header.frame_id = stamp_sec, "cam"
+    for name, value in overrides.items():
+        setattr(msg, name, value)
+    return msg
+
+
+def info_msg(w: int, h: int, stamp_sec: int, fx: float = 200.0) -> Any:
+    """A sensor_msgs/CameraInfo (rclpy) for a w x h image with focal length ``fx``."""
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo(width=w, height=h)
+    info.k = [fx, 0.0, w / 2, 0.0, fx, h / 2, 0.0, 0.0, 1.0]
+    info.header.stamp.sec, info.header.frame_id = stamp_sec, "cam"
+    return info
+
+
+def status_values(array: Any) -> dict[str, str]:
+    """key -> value of the first status of a DiagnosticArray, with ``level`` and ``message``."""
+    s = array.status[0]
+    level = int.from_bytes(s.level, "little") if isinstance(s.level, bytes) else int(s.level)
+    return {"level": str(level), "message": s.message, **{kv.key: kv.value for kv in s.values}}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")

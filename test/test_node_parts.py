@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from waiting import wait_until
 
 from vision_banana_ros import node_config
 from vision_banana_ros.errors import VisionBananaError
@@ -24,7 +25,7 @@ from vision_banana_ros.imageconv import (
     image_array,
     image_to_rgb,
 )
-from vision_banana_ros.sync import CameraInfoMatcher
+from vision_banana_ros.sync import StampMatcher
 from vision_banana_ros.worker import LatestFrameWorker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,17 +159,17 @@ def test_worker_processes_only_the_newest_and_counts_drops():
     seen, gate = [], threading.Event()
 
     def slow(item):
-        gate.wait(5)
+        gate.wait(30)
         seen.append(item)
 
     w = LatestFrameWorker(slow)
     w.start()
     w.submit(0)
-    time.sleep(0.1)  # worker now blocked on item 0
+    assert wait_until(lambda: w.submitted == 1 and not w._has_item)  # item 0 taken
     for i in range(1, 6):
         w.submit(i)
     gate.set()
-    time.sleep(0.3)
+    assert wait_until(lambda: w.processed == 2)
     w.stop()
     assert seen == [0, 5]
     assert (w.submitted, w.dropped, w.processed) == (6, 4, 2)
@@ -178,35 +179,44 @@ def test_worker_rate_cap_and_pause():
     times = []
     w = LatestFrameWorker(lambda _: times.append(time.monotonic()), max_rate_hz=10)
     w.start()
-    end = time.monotonic() + 0.65
-    while time.monotonic() < end:
+    while len(times) < 5:  # a steady stream: the cap sets the pace
         w.submit(1)
-        time.sleep(0.01)
+        time.sleep(0.005)
     w.pause(True)
     n = len(times)
     w.submit(2)
-    time.sleep(0.2)
+    assert w.dropped >= 1 and not w._has_item  # paused: dropped at once, never processed
     w.stop()
-    assert 5 <= n <= 8 and len(times) <= n + 1  # one may have started before the pause
+    assert len(times) <= n + 1  # one may have started before the pause
     assert min(np.diff(times)) >= 0.095
 
 
-def test_worker_survives_errors():
+def test_worker_survives_errors_also_in_its_error_path(capfd):
     errors = []
-    w = LatestFrameWorker(lambda x: 1 / x, on_error=errors.append)
+
+    def on_error(err):
+        errors.append(err)
+        if len(errors) == 1:
+            raise ValueError("the error path itself failed (a logger refusing a call)")
+
+    w = LatestFrameWorker(lambda x: 1 / x, on_error=on_error)
     w.start()
     w.submit(0)
-    time.sleep(0.1)
+    assert wait_until(lambda: w.processed == 1)
+    w.submit(0)
+    assert wait_until(lambda: w.processed == 2)
     w.submit(1)
-    time.sleep(0.1)
+    assert wait_until(lambda: w.processed == 3)
+    assert w.alive
     w.stop()
-    assert len(errors) == 1 and w.processed == 2
+    assert len(errors) == 2 and w.failed == 2 and not w.alive
+    assert "the error path itself failed" in capfd.readouterr().err
 
 
-# --- camera_info matching ------------------------------------------------------------------
+# --- pairing by stamp ----------------------------------------------------------------------
 
-def test_camera_info_matching():
-    m = CameraInfoMatcher(tolerance_ns=5_000_000, fallback_latest=False)
+def test_stamp_matching():
+    m = StampMatcher(tolerance_ns=5_000_000, fallback_latest=False)
     assert m.match(10)[1] == "no camera_info received"
     m.add(100_000_000, "a")
     m.add(200_000_000, "b")
@@ -215,9 +225,105 @@ def test_camera_info_matching():
     assert m.match(150_000_000)[0] is None
     m.fallback_latest = True
     assert m.match(150_000_000) == ("b", "latest")
-    # An info arriving shortly after its image is waited for.
-    threading.Timer(0.03, lambda: m.add(300_000_000, "c")).start()
-    assert m.wait_match(300_000_000, timeout_s=1.0) == ("c", "exact")
+
+
+def test_late_partner_is_waited_for_and_the_wait_is_bounded():
+    m = StampMatcher(tolerance_ns=0, fallback_latest=True, wait_s=5.0)
+    m.add(100, "a")
+    # The message of the image's stamp comes 0.2 s late: waited for, not replaced by "a".
+    threading.Timer(0.2, lambda: m.add(200, "b")).start()
+    assert m.wait_match(200) == ("b", "exact")
+    # A newer message means the exact one will not come: the wait ends at once.
+    m.add(400, "d")
+    start = time.monotonic()
+    assert m.wait_match(300) == ("d", "latest")
+    assert time.monotonic() - start < 1.0
+    # A late message now and then: still per-frame, so the next miss is waited for, bounded.
+    start = time.monotonic()
+    assert m.wait_match(500, timeout_s=0.3)[1] == "latest"
+    assert 0.25 < time.monotonic() - start < 3.0
+    # No exact match among the last ten (camera_info once a second): no more waiting.
+    for stamp in range(1000, 1010):
+        m.wait_match(stamp, timeout_s=0.01)
+    start = time.monotonic()
+    assert m.wait_match(2000, timeout_s=0.5)[1] == "latest"
+    assert time.monotonic() - start < 0.4
+    # Until an exact match shows it is per-frame again.
+    m.add(2100, "g")
+    assert m.wait_match(2100)[1] == "exact"
+    start = time.monotonic()
+    assert m.wait_match(2200, timeout_s=0.3)[1] == "latest"
+    assert 0.25 < time.monotonic() - start < 3.0
+
+
+# --- input checks --------------------------------------------------------------------------
+
+def test_oversized_images_are_refused_before_decoding():
+    from vision_banana_ros.intake import InputProblem, colour_image
+
+    big = _msg(RGB, "rgb8")
+    with pytest.raises(InputProblem, match=r"40x30 .1200 pixels., above max_input_pixels 1000"):
+        colour_image(big, max_pixels=1000)
+    assert colour_image(big, max_pixels=1200).shape == (30, 40, 3)
+    # A 12000x12000 PNG of zeros is a small message; its header is read, nothing decoded.
+    _, png = cv2.imencode(".png", np.zeros((12000, 12000), np.uint8))
+    assert png.nbytes < 1_000_000
+    msg = SimpleNamespace(format="png", data=png.tobytes())
+    with pytest.raises(InputProblem) as err:
+        colour_image(msg, max_pixels=4096 * 2160)
+    assert err.value.kind == "too_large" and "12000x12000" in str(err.value)
+
+
+def test_camera_info_problems_name_the_entry():
+    from vision_banana_ros.intake import InputProblem, intrinsics
+
+    info = SimpleNamespace(width=64, height=48, k=[200.0, 0, np.inf, 0, 200.0, 24.0, 0, 0, 1])
+    with pytest.raises(InputProblem, match="cx=inf") as err:
+        intrinsics(info, 64, 48)
+    assert err.value.kind == "bad_camera_info"
+    info.k = [0.0, 0, 32.0, 0, 200.0, 24.0, 0, 0, 1]
+    with pytest.raises(InputProblem, match=r"non-positive focal lengths fx=0\.0"):
+        intrinsics(info, 64, 48)
+    with pytest.raises(InputProblem, match=r"camera_info is 64x48 but the image is 32x24") as err:
+        intrinsics(info, 32, 24)
+    assert err.value.kind == "camera_info_mismatch"
+
+
+def test_odd_width_yuv422_is_a_bad_image():
+    from vision_banana_ros.intake import InputProblem, colour_image
+
+    packed = RNG.integers(16, 235, (30, 41, 2), dtype=np.uint8)
+    with pytest.raises(InputProblem, match="even width") as err:
+        colour_image(_msg(packed, "yuv422"), max_pixels=1 << 30)
+    assert err.value.kind == "bad_image"
+
+
+# --- diagnostics building blocks -----------------------------------------------------------
+
+def test_problem_counts_have_a_recent_window_and_totals():
+    from vision_banana_ros.stats import ProblemCounter
+
+    c = ProblemCounter(window_s=10.0)
+    c.add("bad_image", "one", now=100.0)
+    c.add("bad_image", "two", now=105.0)
+    assert c.recent(now=106.0) == {"bad_image": 2}
+    assert c.recent(now=112.0) == {"bad_image": 1}
+    assert c.recent(now=120.0) == {}
+    assert c.snapshot() == ({"bad_image": 2}, {"bad_image": "two"})
+
+
+def test_throttle_is_per_kind_and_its_period_can_change():
+    from vision_banana_ros.stats import Throttle
+
+    lines = []
+    t = Throttle(lines.append, period_s=5.0)
+    assert t("bad_image", "a", now=0.0)
+    assert not t("bad_image", "b", now=1.0)
+    assert t("no_camera_info", "c", now=1.0)  # another kind is not hidden
+    t.period_s = 0.5
+    assert t("bad_image", "d", now=2.0)
+    assert lines == ["bad_image: a", "no_camera_info: c",
+                     "bad_image: d (1 more since the last report)"]
 
 
 # --- parameters, YAML and launch -----------------------------------------------------------
@@ -242,9 +348,17 @@ def test_parameter_validation(values, message):
         node_config.validate(values)
 
 
-def test_every_parameter_has_a_description():
-    for p in node_config.PARAMS:
-        assert len(p.description) > 10, p.name
+def test_a_change_of_several_parameters_is_checked_as_a_whole():
+    current = node_config.defaults()  # depth 0.05 .. 10 m
+    # Each value alone fits the other's old value; together they do not.
+    node_config.apply_change(current, {"depth_min_m": 5.0})
+    node_config.apply_change(current, {"depth_max_m": 1.0})
+    with pytest.raises(VisionBananaError, match=r"depth_min_m \(5.0\) must be below "
+                                                r"depth_max_m \(1.0\)"):
+        node_config.apply_change(current, {"depth_min_m": 5.0, "depth_max_m": 1.0})
+    merged = node_config.apply_change(current, {"depth_min_m": 5.0, "depth_max_m": 9.0})
+    assert (merged["depth_min_m"], merged["depth_max_m"]) == (5.0, 9.0)
+    assert current["depth_min_m"] == 0.05  # not modified
 
 
 def test_launch_file_compiles_and_names_what_exists():
@@ -264,3 +378,39 @@ def test_launch_file_compiles_and_names_what_exists():
     assert "generate_launch_description" in names or any(
         isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"
         for n in ast.walk(tree))
+
+
+def test_a_large_frame_gives_its_memory_back(tmp_path):
+    """The pipeline at 4K, then heap trimming (what the node does after frames above 2 MP):
+    resident memory returns to where it was."""
+    from vision_banana_ros.memory import trim_heap
+    from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
+    from vision_banana_ros.pipeline import Pipeline
+    from vision_banana_ros.processing import FrameProcessor
+    from vision_banana_ros.runtime.select import create_backend
+
+    def rss_mb() -> float:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines()
+                    if x.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    save_checkpoint(tmp_path / "tiny.pt", build_model(ModelConfig(
+        arch="vb-tiny", input_width=128, input_height=96, pretrained=False)))
+    backend = create_backend("onnxruntime", tmp_path / "tiny.pt", threads=1)
+    options = node_config.validate({})
+    processor = FrameProcessor(Pipeline(backend, backend.config, options["tasks"]), options)
+    k = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    for _ in range(3):
+        processor(np.zeros((480, 640, 3), np.uint8), k)
+    trim_heap()
+    warm = rss_mb()
+    k4 = np.array([[1500.0, 0, 1920], [0, 1500, 1080], [0, 0, 1]])
+    result = processor(np.zeros((2160, 3840, 3), np.uint8), k4)
+    peak = rss_mb()
+    del result
+    processor(np.zeros((480, 640, 3), np.uint8), k)
+    trim_heap()
+    after = rss_mb()
+    backend.close()
+    assert peak - warm > 200  # the 4K frame did take memory
+    assert after - warm < 40, (warm, peak, after)

@@ -77,6 +77,10 @@ def image_array(msg: Any) -> np.ndarray:
 def _yuv422_to_rgb(packed: np.ndarray, order: str) -> np.ndarray:
     import cv2
 
+    if packed.shape[1] % 2:
+        raise ImageConversionError(f"4:2:2 images need an even width (two pixels share their "
+                                   f"colour), got width {packed.shape[1]}")
+
     code = cv2.COLOR_YUV2RGB_UYVY if order == "uyvy" else cv2.COLOR_YUV2RGB_YUYV
     return cv2.cvtColor(np.ascontiguousarray(packed), code)
 
@@ -105,6 +109,39 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     if enc in _YUV_ORDER:
         return _yuv422_to_rgb(arr, _YUV_ORDER[enc])
     raise ImageConversionError(f"encoding {enc!r} is not a colour image")
+
+
+def compressed_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding the image; None when the
+    data is neither (or its header is cut short).
+
+    PNG: the IHDR chunk right after the signature. JPEG: the first start-of-frame marker
+    (SOF0-SOF15 except DHT, JPG and DAC), found by walking the marker segments.
+    """
+    b = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data
+
+    def be16(i: int) -> int:
+        return int(b[i]) << 8 | int(b[i + 1])
+
+    if len(b) >= 24 and bytes(b[:8]) == b"\x89PNG\r\n\x1a\n" and bytes(b[12:16]) == b"IHDR":
+        return be16(16) << 16 | be16(18), be16(20) << 16 | be16(22)
+    if len(b) < 4 or b[0] != 0xFF or b[1] != 0xD8:
+        return None
+    i = 2
+    while i + 4 <= len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = int(b[i + 1])
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return (be16(i + 7), be16(i + 5)) if i + 9 <= len(b) else None
+        i += 2 + be16(i + 2)
+    return None
 
 
 def compressed_to_rgb(msg: Any) -> np.ndarray:

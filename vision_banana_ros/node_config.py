@@ -43,6 +43,9 @@ PARAMS: tuple[Param, ...] = (
           0.0, 10000.0, live=True),
     Param("camera_info_fallback_latest", True,
           "Use the latest camera_info when none matches the image stamp", live=True),
+    Param("camera_info_wait_ms", 1000.0,
+          "Longest wait for the camera_info of exactly the image's stamp before falling back",
+          0.0, 10000.0, live=True),
     Param("require_camera_info", True,
           "Skip images until a camera_info arrives (false: run without intrinsics)", live=True),
     Param("depth_min_m", 0.05, "Smallest published depth; closer is NaN", 0.0, 1000.0,
@@ -69,16 +72,23 @@ PARAMS: tuple[Param, ...] = (
     Param("publish_overlay", True, "Publish ~/segmentation/overlay", live=True),
     Param("publish_task_images", False, "Publish raw paintings on ~/task_images/<task>",
           live=True),
+    Param("max_input_pixels", 4096 * 2160,
+          "Largest input image in pixels (width x height), checked before decoding; larger "
+          "frames are skipped", 1, 1 << 31, live=True),
     Param("max_rate_hz", 0.0, "Processing rate cap (0: as fast as frames come)", 0.0, 1000.0,
           live=True),
-    Param("qos_input_reliability", "best_effort", "Input QoS reliability (sensor data: "
-          "best_effort)", choices=("best_effort", "reliable")),
+    Param("qos_input_reliability", "auto",
+          "Input QoS reliability; auto: reliable while every publisher offers it, else "
+          "best effort", choices=("auto", "best_effort", "reliable")),
     Param("qos_input_depth", 5, "Input QoS history depth", 1, 1000),
     Param("qos_output_reliability", "reliable", "Output QoS reliability",
           choices=("best_effort", "reliable")),
     Param("qos_output_depth", 5, "Output QoS history depth", 1, 1000),
     Param("autostart", True, "Configure and activate at start-up"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics", 0.1, 60.0),
+    Param("diagnostics_window_s", 10.0,
+          "Problems within this many seconds set the status (totals are kept apart)",
+          0.5, 3600.0, live=True),
     Param("log_throttle_s", 5.0, "Throttle of repeated warnings", 0.0, 3600.0, live=True),
 )
 BY_NAME = {p.name: p for p in PARAMS}
@@ -112,15 +122,64 @@ def check_value(name: str, value: Any) -> Any:
     return value
 
 
+def check_relations(values: dict[str, Any]) -> None:
+    """Check the relations between values of a complete set (after every value of a change is
+    applied to it, so an atomic change of several parameters is checked as a whole).
+
+    Raises:
+        VisionBananaError: naming the parameters that do not fit together.
+    """
+    if values["depth_min_m"] >= values["depth_max_m"]:
+        raise VisionBananaError(f"depth_min_m ({values['depth_min_m']}) must be below "
+                                f"depth_max_m ({values['depth_max_m']})")
+
+
 def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Check a complete set of values, including relations between them."""
     out = {name: check_value(name, values.get(name, BY_NAME[name].default)) for name in BY_NAME}
     parse_tasks(out["tasks"])
-    if out["depth_min_m"] >= out["depth_max_m"]:
-        raise VisionBananaError(f"depth_min_m ({out['depth_min_m']}) must be below depth_max_m "
-                                f"({out['depth_max_m']})")
+    check_relations(out)
     dev = out["device"]
-    if dev not in ("auto", "cpu", "cuda") and not dev.startswith("cuda:"):
+    if dev not in ("auto", "cpu", "cuda") and not (
+            dev.startswith("cuda:") and dev[5:].isdigit()):
         raise VisionBananaError(f"parameter device must be auto, cpu, cuda or cuda:N, got "
                                 f"{dev!r}")
     return out
+
+
+def apply_change(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``current`` with every value of ``changes`` checked and applied, relations checked on
+    the result as a whole; ``current`` is not modified.
+
+    Raises:
+        VisionBananaError: a bad value, or values that do not fit together.
+    """
+    merged = dict(current)
+    for name, value in changes.items():
+        merged[name] = check_value(name, value)
+    check_relations({**defaults(), **merged})
+    return merged
+
+
+def defaults_yaml() -> str:
+    """``config/vision_banana.yaml``: every parameter's default with its description
+    (``python -m vision_banana_ros.node_config > config/vision_banana.yaml``)."""
+    import json
+
+    lines = ["# Default parameters of the vision_banana node (ros2 run ... --ros-args "
+             "--params-file).",
+             "# Generated from the table in vision_banana_ros/node_config.py:",
+             "#   python -m vision_banana_ros.node_config > config/vision_banana.yaml",
+             "/**:", "  ros__parameters:"]
+    for p in PARAMS:
+        lines.append(f"    # {p.description}{' (live)' if p.live else ''}")
+        value = json.dumps(p.default) if not isinstance(p.default, bool) else str(
+            p.default).lower()
+        if isinstance(p.default, float):
+            value = repr(p.default)
+        lines.append(f"    {p.name}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(defaults_yaml(), end="")

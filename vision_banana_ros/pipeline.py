@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vision_banana_ros.codecs import TASKS, decode_depth, parse_tasks
+from vision_banana_ros.codecs import TASKS, parse_tasks
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.geometry import check_intrinsics, scale_intrinsics
 from vision_banana_ros.memory import reuse_freed_blocks
@@ -101,8 +101,6 @@ class Pipeline:
     def __call__(self, rgb: np.ndarray, k: np.ndarray | None = None, *,
                  keep_paintings: bool = False) -> Outputs:
         """Run every configured task on one frame."""
-        import cv2
-
         t0 = time.perf_counter()
         x, k_small = self.preprocess(rgb, k)
         t1 = time.perf_counter()
@@ -111,27 +109,43 @@ class Pipeline:
         t2 = time.perf_counter()
         h, w = rgb.shape[:2]
         out = Outputs()
+        scale = np.float32(self.depth_scale(k_small))
         for i, name in enumerate(self.tasks):
             p = np.ascontiguousarray(paint[i].transpose(1, 2, 0))
             if keep_paintings:
                 out.paintings[name] = resize_rgb(np.rint(np.clip(p, 0, 1) * 255.0)
                                                  .astype(np.uint8), w, h)
-            if name == "depth":
-                d = decode_depth(p) * np.float32(self.depth_scale(k_small))
-                d[~np.isfinite(d)] = np.nan
-                out.depth = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)
-            elif name == "normals":
-                n = TASKS[name].decode(p)
-                n = cv2.resize(np.nan_to_num(n), (w, h), interpolation=cv2.INTER_LINEAR)
-                norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))[..., None]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    n /= norm  # re-normalise after interpolation
-                n[norm[..., 0] <= 0.5] = np.nan  # interpolated across invalid pixels
-                out.normals = n
-            else:
-                ids = TASKS[name].decode(p)
-                setattr(out, name, cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST))
+            spec = TASKS[name]
+            decoded = spec.decode(p)
+            if spec.metric:
+                decoded *= scale
+            setattr(out, name, upsample(decoded, spec.upsample, w, h))
         t3 = time.perf_counter()
         out.timings_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                           "decode": (t3 - t2) * 1e3}
         return out
+
+
+def upsample(decoded: np.ndarray, how: str, width: int, height: int) -> np.ndarray:
+    """A decoded output at the network resolution brought to (height, width).
+
+    ``how`` is a :attr:`~vision_banana_ros.codecs.tasks.TaskSpec.upsample`: ``linear`` for
+    values (non-finite become NaN first), ``nearest`` for ids, ``unit_vectors`` for (h, w, 3)
+    normals (interpolated, renormalised, NaN where the interpolation crossed invalid pixels).
+    """
+    import cv2
+
+    size = (width, height)
+    if how == "nearest":
+        return cv2.resize(decoded, size, interpolation=cv2.INTER_NEAREST)
+    if how == "linear":
+        decoded[~np.isfinite(decoded)] = np.nan
+        return cv2.resize(decoded, size, interpolation=cv2.INTER_LINEAR)
+    if how == "unit_vectors":
+        n = cv2.resize(np.nan_to_num(decoded), size, interpolation=cv2.INTER_LINEAR)
+        norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n /= norm
+        n[norm[..., 0] <= 0.5] = np.nan
+        return n
+    raise VisionBananaError(f"unknown upsampling {how!r}")

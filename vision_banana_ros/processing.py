@@ -33,6 +33,11 @@ class FrameResult:
     objects: list[ObjectGeometry] = field(default_factory=list)
     plane: Plane | None = None
     overlay: np.ndarray | None = None
+    #: (H, W) uint8 per pixel: 0 no depth, 1 the sensor's, 2 completed by the model (RGB-D
+    #: input only, else None).
+    depth_source: np.ndarray | None = None
+    #: The object step ran (``objects`` is then the frame's list, maybe empty).
+    objects_done: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -87,6 +92,7 @@ class FrameProcessor:
         if (out.depth is not None and out.instances is not None and k is not None
                 and o["publish_objects"]):
             self._objects(result)
+            result.objects_done = True
         t2 = time.perf_counter()
         if o["publish_overlay"] and (out.instances is not None or out.semantic is not None):
             result.overlay = overlay_image(rgb, out.instances, out.semantic)

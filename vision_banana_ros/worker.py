@@ -9,6 +9,7 @@ one to finish.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ class LatestFrameWorker:
         self.submitted = 0
         self.dropped = 0
         self.processed = 0
-        self.busy = False
+        self.failed = 0
 
     def start(self) -> None:
         with self._cond:
@@ -64,6 +65,16 @@ class LatestFrameWorker:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._running
+
+    @property
+    def alive(self) -> bool:
+        """The thread is running (False after :meth:`stop`, or if it died)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def submit(self, item: Any) -> None:
         """Store ``item`` as the newest; never blocks."""
@@ -95,14 +106,23 @@ class LatestFrameWorker:
                 if not self._has_item:
                     continue
                 item, self._item, self._has_item = self._item, None, False
-                self.busy = True
             last_start = time.monotonic()
             try:
                 self._process(item)
             except Exception as err:  # the node must keep running; report and continue
-                if self._on_error is not None:
-                    self._on_error(err)
+                self.failed += 1
+                self._report(err)
             finally:
                 with self._cond:
-                    self.busy = False
                     self.processed += 1
+
+    def _report(self, err: Exception) -> None:
+        """Hand ``err`` to ``on_error``; an error there is printed, never raised, so the
+        thread survives its own error path."""
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(err)
+        except Exception as inner:  # last resort: stderr, the thread goes on
+            print(f"{self._name}: error while reporting {type(err).__name__}: {err}: "
+                  f"{type(inner).__name__}: {inner}", file=sys.stderr, flush=True)

@@ -1,8 +1,11 @@
-"""The task table: the one place a task (prompt, codec, decoded ROS encoding) is defined.
+"""The task table: the one place a task (prompt, codec, output, loss, metric) is defined.
 
 Each :class:`TaskSpec` says how a task's target is painted (numpy and torch), how its painting is
-decoded, and how the decoded output is published. The model's task embedding is indexed by
-:attr:`TaskSpec.index`; adding a task means adding a row here (and training the model for it).
+decoded and brought back to the input resolution, where the decoded output is published, which
+training target and loss it uses, and which ground truth scores it. The pipeline, the node's
+topics (:mod:`vision_banana_ros.outputs`), the ONNX export, training and the evaluator all loop
+over this table. The model's task embedding is indexed by :attr:`TaskSpec.index`; adding a task
+means adding a row here (and its loss, and training the model for it).
 """
 
 from __future__ import annotations
@@ -53,6 +56,17 @@ class TaskSpec:
         ros_encoding: sensor_msgs/Image encoding of the decoded output.
         decoded_dtype: numpy dtype of the decoded output.
         unit: unit of the decoded values, for documentation.
+        topic: output topic of the decoded result, relative to the node's namespace.
+        upsample: how the decoded output returns to the input resolution: ``linear`` (values),
+            ``nearest`` (ids) or ``unit_vectors`` (linear, then renormalised; NaN where the
+            interpolation crossed invalid pixels).
+        metric: decoded values are depths in the canonical camera, scaled by
+            ``fx / canonical_focal_px`` to metres.
+        target: key of the training batch holding this task's target.
+        loss: name of the loss function in :mod:`vision_banana_ros.training.losses`; it takes
+            (paintings (B, 3, H, W), target) and returns named scalar terms.
+        ground_truth: evaluation role of the ground truth that scores it (None: not scored on
+            bags).
     """
 
     name: str
@@ -65,6 +79,12 @@ class TaskSpec:
     ros_encoding: str
     decoded_dtype: np.dtype
     unit: str
+    topic: str
+    upsample: str
+    target: str
+    loss: str
+    metric: bool = False
+    ground_truth: str | None = None
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -82,6 +102,12 @@ TASKS: dict[str, TaskSpec] = {
             ros_encoding="32FC1",
             decoded_dtype=np.dtype(np.float32),
             unit="metres along the optical axis",
+            topic="depth/image",
+            upsample="linear",
+            target="depth_canonical",
+            loss="depth_losses",
+            metric=True,
+            ground_truth="depth",
         ),
         TaskSpec(
             name="instances",
@@ -94,6 +120,11 @@ TASKS: dict[str, TaskSpec] = {
             ros_encoding="16UC1",
             decoded_dtype=np.dtype(np.uint16),
             unit="instance id, 0 = no object",
+            topic="segmentation/instances",
+            upsample="nearest",
+            target="instances",
+            loss="instance_losses",
+            ground_truth="instances",
         ),
         TaskSpec(
             name="semantic",
@@ -106,6 +137,11 @@ TASKS: dict[str, TaskSpec] = {
             ros_encoding="mono8",
             decoded_dtype=np.dtype(np.uint8),
             unit="class id (README class table), 255 = none",
+            topic="segmentation/semantic",
+            upsample="nearest",
+            target="semantic",
+            loss="semantic_losses",
+            ground_truth="semantic",
         ),
         TaskSpec(
             name="normals",
@@ -119,6 +155,10 @@ TASKS: dict[str, TaskSpec] = {
             ros_encoding="32FC3",
             decoded_dtype=np.dtype(np.float32),
             unit="unit vector, camera optical frame",
+            topic="normals/image",
+            upsample="unit_vectors",
+            target="normals",
+            loss="normals_losses",
         ),
     )
 }

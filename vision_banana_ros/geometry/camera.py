@@ -25,11 +25,16 @@ def check_intrinsics(k: np.ndarray, what: str = "K") -> np.ndarray:
     if k.shape != (3, 3):
         raise VisionBananaError(f"{what} must be 3x3, got shape {k.shape}")
     if not np.isfinite(k).all():
-        raise VisionBananaError(f"{what} has non-finite entries")
+        bad = ", ".join(f"{_K_NAMES.get((r, c), f'k[{r},{c}]')}={k[r, c]}"
+                        for r, c in zip(*np.nonzero(~np.isfinite(k)), strict=True))
+        raise VisionBananaError(f"{what} has non-finite entries: {bad}")
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise VisionBananaError(f"{what} has non-positive focal lengths fx={k[0, 0]}, "
                                 f"fy={k[1, 1]}")
     return k
+
+
+_K_NAMES = {(0, 0): "fx", (1, 1): "fy", (0, 2): "cx", (1, 2): "cy", (0, 1): "skew"}
 
 
 def scale_intrinsics(k: np.ndarray, sx: float, sy: float) -> np.ndarray:

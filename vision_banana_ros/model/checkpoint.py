@@ -84,12 +84,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"model file {path} is corrupt or truncated: "
-                              f"{str(err).splitlines()[0]}") from err
-    except Exception as err:  # pickle refusing foreign objects raises UnpicklingError
-        if type(err).__name__ == "UnpicklingError":
+                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                              ) from err
+    except Exception as err:  # the unpickler fails on random bytes in many ways
+        text = str(err)
+        if type(err).__name__ == "UnpicklingError" and "safe_globals" in text:
             raise CheckpointError(f"model file {path} holds objects other than tensors and "
                                   f"plain data (refused: weights_only)") from err
-        raise
+        detail = next((line.strip() for line in text.splitlines()
+                       if line.strip().startswith("Unsupported")), text.splitlines()[0]
+                      if text else type(err).__name__)
+        raise CheckpointError(f"model file {path} is not a readable checkpoint (random or "
+                              f"damaged bytes: {detail})") from err
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         fmt = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise CheckpointError(f"model file {path} is not a vision_banana_ros checkpoint "
@@ -117,7 +123,9 @@ def load_model(path: Path, *, device: str = "cpu") -> tuple[VisionBananaNet, dic
         raise CheckpointError(f"model file {path}: bad model_config: {err}") from err
     model = build_model(config)
     own = model.state_dict()
-    state = doc["state_dict"]
+    state = doc.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"model file {path} has no state_dict of weights")
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:

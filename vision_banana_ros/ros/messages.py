@@ -1,67 +1,42 @@
-"""Building ROS messages from the pure layer's arrays (zero per-element copies)."""
+"""rclpy messages from plain field values (:mod:`vision_banana_ros.outputs`), and message
+classes by type name."""
 
 from __future__ import annotations
 
-import array as pyarray
+import importlib
+from functools import cache
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import KeyValue
-from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import ColorRGBA, Header
-from visualization_msgs.msg import Marker, MarkerArray
-
-from vision_banana_ros.codecs import instance_palette
-from vision_banana_ros.geometry import rotation_to_quaternion
-from vision_banana_ros.geometry.objects import ObjectGeometry
-from vision_banana_ros.geometry.pointcloud import FIELDS, CloudBuffer
-from vision_banana_ros.imageconv import array_to_image_fields
-
-_PALETTE = instance_palette(60)
 
 
-def image(array: np.ndarray, encoding: str, header: Header) -> Image:
-    """sensor_msgs/Image with ``header`` (stamp and frame_id of the input image)."""
-    return Image(header=header, **array_to_image_fields(array, encoding))
+@cache
+def message_class(msgtype: str) -> type:
+    """The rclpy class of ``pkg/msg/Name``."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
-def camera_info_for(info: CameraInfo, header: Header) -> CameraInfo:
-    """A copy of ``info`` restamped with ``header`` (outputs are at the input resolution)."""
-    out = CameraInfo()
-    out.header = header
-    for name in ("height", "width", "distortion_model", "d", "k", "r", "p", "binning_x",
-                 "binning_y", "roi"):
-        setattr(out, name, getattr(info, name))
-    return out
+def _fill(msg: Any, fields: dict[str, Any]) -> Any:
+    types = msg.get_fields_and_field_types()
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            _fill(getattr(msg, name), value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            kind = types[name]
+            inner = kind[kind.index("<") + 1:kind.rindex(">")] if "<" in kind else kind
+            cls = message_class(inner.replace("/", "/msg/", 1) if "/msg/" not in inner
+                                else inner)
+            setattr(msg, name, [_fill(cls(), v) for v in value])
+        else:
+            setattr(msg, name, value)
+    return msg
 
 
-def point_cloud(cloud: CloudBuffer, header: Header) -> PointCloud2:
-    """sensor_msgs/PointCloud2 whose data is the packed buffer, copied once."""
-    data = pyarray.array("B")
-    data.frombytes(np.ascontiguousarray(cloud.points).view(np.uint8).data)
-    return PointCloud2(
-        header=header, height=cloud.height, width=cloud.width,
-        fields=[PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in FIELDS],
-        is_bigendian=False, point_step=cloud.point_step, row_step=cloud.row_step, data=data,
-        is_dense=cloud.is_dense)
-
-
-def object_markers(objects: list[ObjectGeometry], header: Header) -> MarkerArray:
-    """One oriented CUBE marker per object, after a DELETEALL that clears the previous frame."""
-    markers = [Marker(header=header, ns="objects", action=Marker.DELETEALL)]
-    for obj in objects:
-        x, y, z, w = rotation_to_quaternion(obj.rotation)
-        r, g, b = _PALETTE[(obj.instance - 1) % len(_PALETTE)]
-        markers.append(Marker(
-            header=header, ns="objects", id=obj.instance, type=Marker.CUBE, action=Marker.ADD,
-            pose=Pose(position=Point(x=float(obj.center[0]), y=float(obj.center[1]),
-                                     z=float(obj.center[2])),
-                      orientation=Quaternion(x=x, y=y, z=z, w=w)),
-            scale=Vector3(x=float(obj.extent[0]), y=float(obj.extent[1]),
-                          z=float(obj.extent[2])),
-            color=ColorRGBA(r=float(r), g=float(g), b=float(b), a=0.5)))
-    return MarkerArray(markers=markers)
+def build(msgtype: str, fields: dict[str, Any]) -> Any:
+    """An rclpy message of ``msgtype`` with ``fields`` (nested dicts for nested messages;
+    message objects such as the input's header are assigned as they are)."""
+    return _fill(message_class(msgtype)(), fields)
 
 
 def key_values(values: dict[str, Any]) -> list[KeyValue]:

@@ -1,23 +1,25 @@
 """The ``vision_banana`` lifecycle node: camera topics in; depth, segmentation, normals, point
-clouds and object boxes out (topics in the README and DESIGN.md's contract).
+clouds and object boxes out (topics in the README and :mod:`vision_banana_ros.outputs`).
 
 Lifecycle: configure validates parameters, loads the model and creates publishers and
 subscriptions; activate starts the worker (and reloads the backend after a deactivate);
 deactivate stops processing and frees the backend (GPU memory); cleanup and shutdown release
 everything. ``autostart`` walks the node to active right after start-up. The ``~/enable``
-service (std_srvs/SetBool) pauses and resumes processing without a transition.
+service (std_srvs/SetBool) pauses and resumes processing without a transition. A transition
+that is not available from the current state (as lifecycle managers send them) is refused with
+a log line, never raised into the executor.
 
 Callbacks only store the newest frame; one worker thread processes it (see
-:mod:`vision_banana_ros.worker`). Bad input is logged (throttled), counted in /diagnostics and
-skipped; the node keeps running.
+:mod:`vision_banana_ros.worker`). Bad input is logged (throttled per kind of problem), counted
+in /diagnostics and skipped; no exception from a callback ends the node.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import (
@@ -26,29 +28,27 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import Header
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import SetBool
-from visualization_msgs.msg import MarkerArray
 
-from vision_banana_ros import node_config
+from vision_banana_ros import node_config, outputs
 from vision_banana_ros.errors import VisionBananaError
-from vision_banana_ros.imageconv import ImageConversionError, compressed_to_rgb, image_to_rgb
+from vision_banana_ros.intake import InputProblem, colour_image, declared_size, intrinsics
 from vision_banana_ros.memory import trim_heap
 from vision_banana_ros.processing import FrameProcessor, FrameResult
 from vision_banana_ros.ros import messages
-from vision_banana_ros.ros_free_helpers import k_of
-from vision_banana_ros.stats import ErrorCounter, Percentiles, RateMeter
-from vision_banana_ros.sync import CameraInfoMatcher
+from vision_banana_ros.ros.inputs import InputSubscription
+from vision_banana_ros.stats import Percentiles, ProblemCounter, RateMeter, Throttle
+from vision_banana_ros.sync import StampMatcher, stamp_ns
 from vision_banana_ros.worker import LatestFrameWorker
 
-
-def _stamp_ns(header: Header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+#: Frames above this many pixels give their memory back to the system once processed.
+_TRIM_ABOVE_PIXELS = 2_000_000
+#: Problems counted but not shown as a warning status (normal pairing of some drivers).
+_INFORMATIONAL = frozenset({"camera_info_nearest"})
 
 
 def _descriptor(p: node_config.Param) -> ParameterDescriptor:
@@ -74,7 +74,10 @@ class VisionBananaNode(LifecycleNode):
         for p in node_config.PARAMS:
             self.declare_parameter(p.name, p.default, _descriptor(p))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.errors = ErrorCounter()
+        self.problems = ProblemCounter(float(self.get_parameter("diagnostics_window_s").value))
+        self.pairing: Counter[str] = Counter()
+        self._throttle = Throttle(lambda line: self.get_logger().warning(line),
+                                  float(self.get_parameter("log_throttle_s").value))
         self.in_rate, self.out_rate = RateMeter(), RateMeter()
         self.latency_ms, self.processing_ms = Percentiles(), Percentiles()
         self.state_label = "unconfigured"
@@ -82,16 +85,19 @@ class VisionBananaNode(LifecycleNode):
         self.backend = None
         self.processor: FrameProcessor | None = None
         self.worker: LatestFrameWorker | None = None
-        self.matcher = CameraInfoMatcher()
+        self.infos = StampMatcher("camera_info")
         self._pubs: dict[str, Any] = {}
-        self._subs: list[Any] = []
+        self._inputs: list[InputSubscription] = []
         self._backend_reason = ""
         self._info_seen = False
         self._frames_done = 0
+        # Refuse unavailable transitions instead of raising inside the executor (rclpy 7.1).
+        self._change_state = self._service_change_state.callback
+        self._service_change_state.callback = self._on_change_state_checked
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = float(self.get_parameter("diagnostics_period_s").value)
-        self._diag_timer = self.create_timer(period, self._publish_diagnostics)
+        self._diag_timer = self.create_timer(period, self._on_timer)
         if self.get_parameter("autostart").value:
             self._autostart_timer = self.create_timer(0.01, self._autostart)
 
@@ -101,6 +107,26 @@ class VisionBananaNode(LifecycleNode):
         self.destroy_timer(self._autostart_timer)
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
+
+    def _on_change_state_checked(self, request: Any, response: Any) -> Any:
+        """The change_state service, refusing transitions the current state does not offer."""
+        wanted = request.transition.label or request.transition.id
+        available = {t[1 if request.transition.label else 0]: t[1]
+                     for t in self._state_machine.available_transitions}
+        if wanted not in available:
+            state = self._state_machine.current_state[1]
+            self.problems.add("refused_transition", f"{wanted} from {state}")
+            self.get_logger().warning(
+                f"refused lifecycle transition {wanted!r}: not available from state "
+                f"{state!r} (available: {', '.join(sorted(set(available.values())))})")
+            response.success = False
+            return response
+        try:
+            return self._change_state(request, response)
+        except Exception as err:  # never into the executor
+            self._callback_error("change_state", err)
+            response.success = False
+            return response
 
     def _params(self) -> dict[str, Any]:
         return {p.name: self.get_parameter(p.name).value for p in node_config.PARAMS}
@@ -120,73 +146,71 @@ class VisionBananaNode(LifecycleNode):
         pipeline = Pipeline(self.backend, self.backend.config, c["tasks"])
         self.processor = FrameProcessor(pipeline, c)
 
+    def _load(self, step: str) -> bool:
+        """Create the backend; a failure is logged with the model file and counted."""
+        try:
+            self._create_backend()
+            return True
+        except Exception as err:  # every failure names the file and the problem
+            model = self.config.get("model_path") or "the shipped model"
+            text = str(err) if isinstance(err, (VisionBananaError, OSError)) else (
+                f"{type(err).__name__}: {err}")
+            if isinstance(err, VisionBananaError) and "model file" in text:
+                message = f"{step} failed: {text}"
+            else:
+                message = f"{step} failed ({model}): {text}"
+            self.get_logger().error(message)
+            self.problems.add(f"{step}_failed", message)
+            self.backend = self.processor = None
+            return False
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = node_config.validate(self._params())
-            self._create_backend()
-        except (VisionBananaError, OSError) as err:
+        except VisionBananaError as err:
             self.get_logger().error(f"configure failed: {err}")
-            self.errors.add("configure", str(err))
-            self.backend = self.processor = None
+            self.problems.add("configure_failed", str(err))
+            return TransitionCallbackReturn.FAILURE
+        if not self._load("configure"):
             return TransitionCallbackReturn.FAILURE
         c = self.config
-        tasks = set(self.processor.pipeline.tasks)
         out_qos = QoSProfile(depth=c["qos_output_depth"], history=HistoryPolicy.KEEP_LAST,
-                             reliability=_reliability(c["qos_output_reliability"]))
-        topics = {}
-        if "depth" in tasks:
-            topics.update({"depth": ("~/depth/image", Image),
-                           "depth_info": ("~/depth/camera_info", CameraInfo),
-                           "points": ("~/points", PointCloud2)})
-        if "instances" in tasks:
-            topics["instances"] = ("~/segmentation/instances", Image)
-            if "depth" in tasks:
-                topics["objects"] = ("~/objects", MarkerArray)
-        if "semantic" in tasks:
-            topics["semantic"] = ("~/segmentation/semantic", Image)
-        if tasks & {"instances", "semantic"}:
-            topics["overlay"] = ("~/segmentation/overlay", Image)
-        if "normals" in tasks:
-            topics["normals"] = ("~/normals/image", Image)
-        for t in sorted(tasks):
-            topics[f"task_{t}"] = (f"~/task_images/{t}", Image)
-        self._pubs = {key: self.create_lifecycle_publisher(msg, topic, out_qos)
-                      for key, (topic, msg) in topics.items()}
+                             reliability=ReliabilityPolicy.BEST_EFFORT
+                             if c["qos_output_reliability"] == "best_effort"
+                             else ReliabilityPolicy.RELIABLE)
+        topics = outputs.topics_for(self.processor.pipeline.tasks)
+        self._pubs = {t.key: self.create_lifecycle_publisher(
+            messages.message_class(t.msgtype), f"~/{t.name}", out_qos) for t in topics}
         self._create_subscriptions()
-        self.matcher = CameraInfoMatcher(int(c["camera_info_tolerance_ms"] * 1e6),
-                                         c["camera_info_fallback_latest"])
+        self.infos = StampMatcher("camera_info", int(c["camera_info_tolerance_ms"] * 1e6),
+                                  c["camera_info_fallback_latest"],
+                                  c["camera_info_wait_ms"] / 1e3)
         self.worker = LatestFrameWorker(self._process, max_rate_hz=c["max_rate_hz"],
                                         on_error=self._on_worker_error)
         self.state_label = "inactive"
         self.get_logger().info(
             f"configured: backend {self.backend.name} ({self.backend.device}, "
             f"{self.backend.precision}), tasks {','.join(self.processor.pipeline.tasks)}, "
-            f"input {c['input_transport']}, outputs {', '.join(sorted(topics))}")
+            f"input {c['input_transport']}, outputs {', '.join(t.name for t in topics)}")
         return TransitionCallbackReturn.SUCCESS
 
     def _create_subscriptions(self) -> None:
         c = self.config
-        in_qos = QoSProfile(depth=c["qos_input_depth"], history=HistoryPolicy.KEEP_LAST,
-                            reliability=_reliability(c["qos_input_reliability"]))
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+
+        def sub(msg_type: type, topic: str, callback: Any) -> InputSubscription:
+            return InputSubscription(self, msg_type, topic, callback,
+                                     c["qos_input_reliability"], c["qos_input_depth"],
+                                     self._on_incompatible_qos, self.get_logger().info)
+
         if c["input_transport"] == "compressed":
-            self._subs.append(self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, in_qos,
-                event_callbacks=events))
+            self._inputs.append(sub(CompressedImage, "image/compressed", self._on_image))
         else:
-            self._subs.append(self.create_subscription(Image, "image", self._on_image, in_qos,
-                                                       event_callbacks=events))
-        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_info,
-                                                   in_qos, event_callbacks=events))
+            self._inputs.append(sub(Image, "image", self._on_image))
+        self._inputs.append(sub(CameraInfo, "camera_info", self._on_info))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.backend is None:
-            try:
-                self._create_backend()
-            except (VisionBananaError, OSError) as err:
-                self.get_logger().error(f"activate failed: {err}")
-                self.errors.add("activate", str(err))
-                return TransitionCallbackReturn.FAILURE
+        if self.backend is None and not self._load("activate"):
+            return TransitionCallbackReturn.FAILURE
         self.worker.start()
         self.state_label = "active"
         self.get_logger().info("active: processing frames")
@@ -204,50 +228,56 @@ class VisionBananaNode(LifecycleNode):
             self.backend.close()  # frees GPU memory; activate recreates it
         self.backend = self.processor = None
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Stop processing and destroy publishers and subscriptions (cleanup, shutdown)."""
         self._stop_processing()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
+        for sub in self._inputs:
+            sub.destroy()
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
-        self._subs, self._pubs, self.worker = [], {}, None
-        self.matcher.clear()
+        self._inputs, self._pubs, self.worker = [], {}, None
+        self.infos.clear()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        self.release()
         self.state_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        self.release()
         self.state_label = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        self.release()
         self.state_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     # -- callbacks ----------------------------------------------------------------------------
 
-    def _warn(self, kind: str, message: str) -> None:
-        self.errors.add(kind, message)
-        self.get_logger().warning(f"{kind}: {message}", throttle_duration_sec=float(
-            self.config.get("log_throttle_s", 5.0)) or None)
+    def _problem(self, kind: str, message: str) -> None:
+        """Count a problem and log it, throttled per kind."""
+        self.problems.add(kind, message)
+        self._throttle(kind, message)
+
+    def _callback_error(self, where: str, err: BaseException) -> None:
+        """An exception that escaped a callback: counted and logged, the node goes on."""
+        self._problem("callback_error", f"{where}: {type(err).__name__}: {err}")
 
     def _on_incompatible_qos(self, event: Any) -> None:
-        self._warn("incompatible_qos",
-                   f"a publisher on an input topic offers a QoS incompatible with ours "
-                   f"(policy id {event.last_policy_kind}, {event.total_count} so far); "
-                   f"our input reliability is {self.config.get('qos_input_reliability')}: "
-                   "set qos_input_reliability or fix the publisher")
+        self._problem("incompatible_qos",
+                      f"a publisher on an input topic offers a QoS incompatible with ours "
+                      f"(policy id {event.last_policy_kind}, {event.total_count} so far); "
+                      f"qos_input_reliability is {self.config.get('qos_input_reliability')}")
+        for sub in self._inputs:
+            sub.refresh()
 
     def _on_info(self, msg: CameraInfo) -> None:
         if not self._info_seen:
             self._info_seen = True
             self.get_logger().info(f"first camera_info: {msg.width}x{msg.height}, frame "
                                    f"{msg.header.frame_id!r}")
-        self.matcher.add(_stamp_ns(msg.header), msg)
+        self.infos.add(stamp_ns(msg.header), msg)
 
     def _on_image(self, msg: Any) -> None:
         self.in_rate.tick()
@@ -265,113 +295,111 @@ class VisionBananaNode(LifecycleNode):
         return response
 
     def _on_worker_error(self, err: BaseException) -> None:
-        self._warn("processing_error", f"{type(err).__name__}: {err}")
+        self._problem("processing_error", f"{type(err).__name__}: {err}")
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        changes = {p.name: p.value for p in params}
         try:
-            for p in params:
-                value = node_config.check_value(p.name, p.value)
-                if p.name in ("depth_min_m", "depth_max_m"):
-                    lo = value if p.name == "depth_min_m" else self.config.get("depth_min_m", 0)
-                    hi = value if p.name == "depth_max_m" else self.config.get("depth_max_m", 1e9)
-                    if lo >= hi:
-                        raise VisionBananaError(f"depth_min_m ({lo}) must be below depth_max_m "
-                                                f"({hi})")
+            checked = node_config.apply_change(self._params(), changes)
         except VisionBananaError as err:
             return SetParametersResult(successful=False, reason=str(err))
-        for p in params:
-            row = node_config.BY_NAME[p.name]
-            if not self.config:
-                continue
-            if row.live:
-                self.config[p.name] = node_config.check_value(p.name, p.value)
-                if self.processor is not None:
-                    self.processor.options[p.name] = self.config[p.name]
-                if p.name == "max_rate_hz" and self.worker is not None:
-                    self.worker.max_rate_hz = self.config[p.name]
-                if p.name.startswith("camera_info_"):
-                    self.matcher.tolerance_ns = int(self.config["camera_info_tolerance_ms"] * 1e6)
-                    self.matcher.fallback_latest = self.config["camera_info_fallback_latest"]
-            else:
-                self.get_logger().info(f"parameter {p.name} applies at the next configure")
+        if self.config:
+            for name in changes:
+                if node_config.BY_NAME[name].live:
+                    self._apply_live(name, checked[name])
+                else:
+                    self.get_logger().info(f"parameter {name} applies at the next configure")
         return SetParametersResult(successful=True)
+
+    def _apply_live(self, name: str, value: Any) -> None:
+        self.config[name] = value
+        if self.processor is not None:
+            self.processor.options[name] = value
+        if name == "max_rate_hz" and self.worker is not None:
+            self.worker.max_rate_hz = value
+        elif name == "log_throttle_s":
+            self._throttle.period_s = value
+        elif name == "diagnostics_window_s":
+            self.problems.window_s = value
+        elif name == "camera_info_tolerance_ms":
+            self.infos.tolerance_ns = int(value * 1e6)
+        elif name == "camera_info_fallback_latest":
+            self.infos.fallback_latest = value
+        elif name == "camera_info_wait_ms":
+            self.infos.wait_s = value / 1e3
 
     # -- processing (worker thread) -----------------------------------------------------------
 
     def _process(self, item: tuple[Any, float]) -> None:
         msg, received = item
+        size = declared_size(msg)
         try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) \
-                else image_to_rgb(msg)
-        except ImageConversionError as err:
-            self._warn("bad_image", str(err))
-            return
-        h, w = rgb.shape[:2]
-        info, how = self.matcher.wait_match(_stamp_ns(msg.header))
-        k = None
-        if info is not None:
-            k = k_of(info)
-            if info.width != w or info.height != h:
-                self._warn("camera_info_mismatch", f"camera_info is {info.width}x{info.height} "
-                           f"but the image is {w}x{h}; skipping the frame")
-                return
-            if k[0, 0] <= 0 or k[1, 1] <= 0 or not np.isfinite(k).all():
-                self._warn("bad_camera_info", f"camera_info has invalid focal lengths fx="
-                           f"{k[0, 0]}, fy={k[1, 1]}; skipping the frame")
-                return
-        elif self.config["require_camera_info"]:
-            self._warn("no_camera_info", f"{how} for the image; skipping the frame "
-                       "(set require_camera_info false to run without intrinsics)")
+            self._process_frame(msg, received)
+        finally:
+            self._frames_done += 1
+            if self._frames_done % 50 == 0 or (size is not None and
+                                               size[0] * size[1] > _TRIM_ABOVE_PIXELS):
+                trim_heap()  # keeps resident memory flat (see vision_banana_ros.memory)
+
+    def _process_frame(self, msg: Any, received: float) -> None:
+        c = self.config
+        try:
+            rgb = colour_image(msg, c["max_input_pixels"])
+            h, w = rgb.shape[:2]
+            info, how = self.infos.wait_match(stamp_ns(msg.header))
+            self.pairing[f"camera_info_{how if info is not None else 'none'}"] += 1
+            k = None
+            if info is not None:
+                if how != "exact":
+                    self._problem(f"camera_info_{how}", "no camera_info with the image's "
+                                  f"stamp; used the {how} one")
+                k = intrinsics(info, w, h)
+            elif c["require_camera_info"]:
+                raise InputProblem("no_camera_info", f"{how} for the image; skipping the frame "
+                                   "(set require_camera_info false to run without intrinsics)")
+        except InputProblem as problem:
+            self._problem(problem.kind, str(problem))
             return
         processor = self.processor
         if processor is None:
             return
         start = time.monotonic()
-        result = processor(np.ascontiguousarray(rgb), k)
-        self._publish(result, rgb, msg.header, info)
+        result = processor(rgb, k)
+        self._publish(result, msg.header, info)
         done = time.monotonic()
         self.processing_ms.add((done - start) * 1e3)
-        self._frames_done += 1
-        if self._frames_done % 50 == 0:
-            trim_heap()  # keeps resident memory flat (see vision_banana_ros.memory)
         self.latency_ms.add((done - received) * 1e3)
         self.out_rate.tick()
 
-    def _publish(self, r: FrameResult, rgb: np.ndarray, header: Header,
-                 info: CameraInfo | None) -> None:
-        pubs, out = self._pubs, r.outputs
-        if out.depth is not None:
-            pubs["depth"].publish(messages.image(out.depth, "32FC1", header))
-            if info is not None:
-                pubs["depth_info"].publish(messages.camera_info_for(info, header))
-        if r.cloud is not None and "points" in pubs:
-            pubs["points"].publish(messages.point_cloud(r.cloud, header))
-        if out.instances is not None:
-            pubs["instances"].publish(messages.image(out.instances, "16UC1", header))
-        if "objects" in pubs and self.config["publish_objects"] and r.k is not None:
-            pubs["objects"].publish(messages.object_markers(r.objects, header))
-        if out.semantic is not None:
-            pubs["semantic"].publish(messages.image(out.semantic, "mono8", header))
-        if r.overlay is not None:
-            pubs["overlay"].publish(messages.image(r.overlay, "rgb8", header))
-        if out.normals is not None:
-            pubs["normals"].publish(messages.image(out.normals, "32FC3", header))
-        for task, painting in out.paintings.items():
-            pubs[f"task_{task}"].publish(messages.image(painting, "rgb8", header))
+    def _publish(self, result: FrameResult, header: Any, info: CameraInfo | None) -> None:
+        pubs = self._pubs
+        for topic, fields in outputs.output_messages(result, header, info, set(pubs)):
+            pubs[topic.key].publish(messages.build(topic.msgtype, fields))
 
     # -- diagnostics --------------------------------------------------------------------------
 
-    def _publish_diagnostics(self) -> None:
-        counts, last = self.errors.snapshot()
-        p50, p90, p99 = self.latency_ms.get(50, 90, 99)
+    def _on_timer(self) -> None:
+        try:
+            for sub in self._inputs:
+                sub.refresh()
+            self._publish_diagnostics()
+        except Exception as err:  # a timer must not end the node either
+            self._callback_error("diagnostics", err)
+
+    def diagnostic_status(self) -> tuple[int, str, dict[str, Any]]:
+        """(level, message, values) of the node's /diagnostics status."""
+        totals, last = self.problems.snapshot()
+        recent = self.problems.recent()
+        latency, processing = self.latency_ms.summary(), self.processing_ms.summary()
         worker = self.worker
-        values = {
+        alive = worker is not None and worker.alive
+        values: dict[str, Any] = {
             "state": self.state_label,
+            "worker_alive": alive,
             "input_rate_hz": f"{self.in_rate.rate():.2f}",
             "output_rate_hz": f"{self.out_rate.rate():.2f}",
-            "latency_p50_ms": f"{p50:.1f}", "latency_p90_ms": f"{p90:.1f}",
-            "latency_p99_ms": f"{p99:.1f}",
-            "processing_p50_ms": f"{self.processing_ms.get(50)[0]:.1f}",
+            **{f"latency_{q}_ms": f"{latency[q]:.1f}" for q in ("p50", "p90", "p99")},
+            "processing_p50_ms": f"{processing['p50']:.1f}",
             "frames_received": worker.submitted if worker else 0,
             "frames_processed": worker.processed if worker else 0,
             "frames_dropped": worker.dropped if worker else 0,
@@ -380,18 +408,32 @@ class VisionBananaNode(LifecycleNode):
             "device": self.backend.device if self.backend else "none",
             "precision": self.backend.precision if self.backend else "none",
             "backend_choice": self._backend_reason,
+            "input_reliability": ",".join(s.reliability for s in self._inputs) or "none",
+            **{f"pairing_{k}": n for k, n in sorted(self.pairing.items())},
         }
-        for kind, n in sorted(counts.items()):
-            values[f"errors_{kind}"] = n
+        for kind in sorted(totals):
+            values[f"errors_{kind}"] = totals[kind]
+            values[f"recent_{kind}"] = recent.get(kind, 0)
             values[f"last_{kind}"] = last[kind]
-        recent_errors = bool(counts)
-        level = DiagnosticStatus.OK
+        warn = sorted(k for k in recent if k not in _INFORMATIONAL)
         message = f"{self.state_label}, {values['output_rate_hz']} Hz out"
-        if self.state_label != "active":
+        level = DiagnosticStatus.OK
+        if self.state_label == "active" and not alive:
+            level = DiagnosticStatus.ERROR
+            message += ", processing worker is not running"
+        elif self.state_label != "active":
             level = DiagnosticStatus.WARN
-        elif recent_errors:
+            failed = [k for k in warn if k.endswith("_failed")]
+            if failed:
+                level = DiagnosticStatus.ERROR
+                message += f", {last[failed[-1]]}"
+        elif warn:
             level = DiagnosticStatus.WARN
-            message += f", input problems: {', '.join(sorted(counts))}"
+            message += f", problems in the last {self.problems.window_s:g} s: {', '.join(warn)}"
+        return level, message, values
+
+    def _publish_diagnostics(self) -> None:
+        level, message, values = self.diagnostic_status()
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: perception",
                                   message=message, hardware_id=values["backend"],
                                   values=messages.key_values(values))
@@ -400,8 +442,16 @@ class VisionBananaNode(LifecycleNode):
         self._diag_pub.publish(array)
 
 
-def _reliability(name: str) -> ReliabilityPolicy:
-    return ReliabilityPolicy.BEST_EFFORT if name == "best_effort" else ReliabilityPolicy.RELIABLE
+def spin_safely(node: VisionBananaNode, executor: Any) -> None:
+    """Spin until shutdown; an exception escaping a callback is counted and logged, and
+    spinning goes on (the executor would otherwise end the process)."""
+    while rclpy.ok(context=executor.context):
+        try:
+            executor.spin_once(timeout_sec=0.5)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return
+        except Exception as err:
+            node._callback_error("executor", err)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -411,12 +461,10 @@ def main(args: list[str] | None = None) -> None:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_safely(node, executor)
     finally:
         if node.state_label in ("active", "inactive"):
-            node._release()
+            node.release()
         node.destroy_node()
         rclpy.try_shutdown()
 
