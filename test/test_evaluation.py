@@ -12,7 +12,8 @@ import pytest
 
 from vision_banana_ros.bags import RgbdBagWriter, image_msg, typestore
 from vision_banana_ros.bags.reader import BagError
-from vision_banana_ros.evaluation.bag_eval import EvalConfig, Evaluation, parse_thresholds
+from vision_banana_ros.evaluation.bag_eval import Evaluation
+from vision_banana_ros.evaluation.config import EvalConfig, parse_thresholds
 from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
 
 PRED_DEPTH, PRED_INST = "/vision_banana/depth/image", "/vision_banana/segmentation/instances"
@@ -96,7 +97,6 @@ def test_model_run_on_a_synthetic_bag_writes_the_output_bag(tmp_path):
     assert set(doc["latency_ms"]) >= {"read", "inference", "decode", "metrics", "write"}
     speed = doc["speed"]
     assert 0 < speed["network_s"] < speed["pipeline_s"] and speed["wall_s"] > 0
-    assert speed["limited_by"] in ("the node's pipeline", "read", "convert", "metrics", "write")
     assert "% of the pipeline's speed" in (tmp_path / "out" / "report.md").read_text()
     with AnyReader([tmp_path / "out" / "outputs"], default_typestore=typestore()) as r:
         topics = {c.topic: c.msgtype for c in r.connections}
@@ -209,9 +209,9 @@ def test_scoring_thread_waits_while_the_network_runs():
     import threading
     import time
 
-    from vision_banana_ros.evaluation.bag_eval import _Finisher
+    from vision_banana_ros.evaluation.finisher import Finisher
 
-    finisher, done = _Finisher(), threading.Event()
+    finisher, done = Finisher(), threading.Event()
 
     def job():
         finisher.checkpoint()
@@ -225,3 +225,54 @@ def test_scoring_thread_waits_while_the_network_runs():
     finisher.submit(lambda: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         finisher.close()
+
+
+def test_ground_truth_at_half_the_colour_rate_finishes_and_scores_the_paired_frames(tmp_path):
+    """Depth ground truth on every second frame, camera_info once: the run ends (before: the
+    pending list grew forever past 32 frames) and depth is scored on the paired frames only."""
+    from vision_banana_ros.bags import REALSENSE_TOPICS, camera_info_msg
+
+    f = render_spheres_on_plane(64, 48, n_spheres=2, seed=4)
+    frames = 80
+    with RgbdBagWriter(tmp_path / "bag") as w:
+        for i in range(frames):
+            stamp = 1_700_000_000_000_000_000 + i * 100_000_000
+            if i == 0:
+                w.write_message(REALSENSE_TOPICS["camera_info"], "sensor_msgs/msg/CameraInfo",
+                                stamp, camera_info_msg(f.k, 64, 48, stamp, "cam"))
+            w.write_message(REALSENSE_TOPICS["image"], "sensor_msgs/msg/Image", stamp,
+                            image_msg(f.rgb, "rgb8", stamp, "cam"))
+            w.write_message(PRED_DEPTH, "sensor_msgs/msg/Image", stamp,
+                            image_msg((f.depth * 1.1).astype(np.float32), "32FC1", stamp,
+                                      "cam"))
+            if i % 2 == 0:
+                mm = np.rint(np.where(np.isfinite(f.depth), f.depth, 0) * 1000)
+                w.write_message(REALSENSE_TOPICS["depth"], "sensor_msgs/msg/Image", stamp,
+                                image_msg(mm.astype(np.uint16), "16UC1", stamp, "cam"))
+    doc = Evaluation(EvalConfig(bag=tmp_path / "bag", out=tmp_path / "out",
+                                pred_depth_topic=PRED_DEPTH, progress=False,
+                                write_bag=False, plots=False)).run()
+    assert doc["frames"] == frames
+    assert doc["frames_with_depth"] == frames // 2
+    assert doc["summary"]["abs_rel"] == pytest.approx(0.1, abs=2e-3)
+    # camera_info paired as the node pairs it: the one message serves later frames as the
+    # latest, and every such frame is counted.
+    assert doc["errors"]["camera_info_latest"] == frames - 1
+
+
+def test_what_limits_an_evaluation():
+    from vision_banana_ros.evaluation.report import throughput
+
+    def latency(**totals):
+        return {stage: {"total_s": v} for stage, v in totals.items()}
+
+    pipeline_bound = throughput(latency(preprocess=1, inference=4, decode=2, postprocess=3,
+                                        read=1, convert=1, metrics=3, write=2), 100, 10.5)
+    assert pipeline_bound["limited_by"] == "the node's pipeline"
+    assert pipeline_bound["speed_vs_pipeline"] == pytest.approx(10 / 10.5)
+    # Scoring and writing share one thread: together they outweigh the pipeline.
+    scoring_bound = throughput(latency(preprocess=1, inference=2, decode=1, postprocess=1,
+                                       read=1, convert=1, metrics=4, write=3), 100, 8.0)
+    assert scoring_bound["limited_by"] == "metrics"
+    reading_bound = throughput(latency(inference=1, read=9, metrics=1), 10, 11.0)
+    assert reading_bound["limited_by"] == "read"

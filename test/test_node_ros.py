@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from ros_harness import RosClient, new_domain, replay, start_node
 
 from vision_banana_ros.geometry.pointcloud import POINT_DTYPE
-from vision_banana_ros.ros.replay import OUTPUTS, load_record
+from vision_banana_ros.ros.replay import load_record, recorded_outputs
 
 pytestmark = pytest.mark.ros
 
@@ -19,6 +20,7 @@ def assets(tmp_path_factory):
     from vision_banana_ros.synthetic.scene import SceneConfig
 
     root = tmp_path_factory.mktemp("node_assets")
+    torch.manual_seed(0)  # a random tiny model whose depth lies inside the published range
     model = build_model(ModelConfig(arch="vb-tiny", input_width=128, input_height=96,
                                     pretrained=False))
     save_checkpoint(root / "tiny.pt", model)
@@ -54,7 +56,7 @@ def test_every_output_arrives_with_the_input_header(assets, tmp_path):
     meta, arrays = load_record(tmp_path / "rec.npz")
     records = meta["records"]
     input_stamps = {1_700_000_000_000_000_000 + i * 100_000_000 for i in range(4)}
-    for topic in OUTPUTS:
+    for topic in recorded_outputs():
         assert records[topic], f"no message on ~/{topic}"
         for r in records[topic]:
             assert r["stamp_ns"] in input_stamps, topic
@@ -285,7 +287,7 @@ def test_enable_service_and_incompatible_qos(assets, tmp_path):
 
 
 def test_live_evaluation_through_a_started_node(assets, tmp_path, monkeypatch):
-    from vision_banana_ros.evaluation.bag_eval import EvalConfig
+    from vision_banana_ros.evaluation.config import EvalConfig
     from vision_banana_ros.ros.live_eval import live_eval
 
     monkeypatch.setenv("ROS_DOMAIN_ID", str(new_domain()))

@@ -148,7 +148,8 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from vision_banana_ros.evaluation.bag_eval import EvalConfig, Evaluation, parse_thresholds
+    from vision_banana_ros.evaluation.bag_eval import Evaluation
+    from vision_banana_ros.evaluation.config import EvalConfig, parse_thresholds
 
     cfg = EvalConfig(bag=args.bag, out=args.out, image_topic=args.image_topic,
                      info_topic=args.camera_info_topic, depth_topic=args.depth_topic,

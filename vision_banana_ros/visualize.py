@@ -18,31 +18,39 @@ def depth_colormap(depth: np.ndarray, max_m: float | None = None) -> np.ndarray:
 
 
 def render_points(xyz: np.ndarray, rgb: np.ndarray, size: tuple[int, int] = (640, 480),
-                  tilt_deg: float = 35.0) -> np.ndarray:
-    """Render (N, 3) camera-frame points with (N, 3) uint8 colours from an oblique virtual
-    camera (rotated about the cloud's centre), with a z-buffer; (H, W, 3) uint8 RGB."""
+                  tilt_deg: float = 12.0) -> np.ndarray:
+    """Render (N, 3) camera-frame points with (N, 3) uint8 colours, seen from near the camera's
+    own viewpoint: the optical centre, with the cloud turned ``tilt_deg`` about the horizontal
+    axis through its median point (so its relief shows), zoomed so that the central 98 % of the
+    points fill the picture. Points are 2x2 pixel splats with a z-buffer (near over far);
+    (H, W, 3) uint8 RGB on dark grey."""
     w, h = size
     image = np.full((h, w, 3), 30, np.uint8)
-    ok = np.isfinite(xyz).all(1)
+    ok = np.isfinite(xyz).all(1) & (xyz[:, 2] > 0) if len(xyz) else np.zeros(0, bool)
     xyz, rgb = xyz[ok].astype(np.float64), rgb[ok]
     if len(xyz) == 0:
         return image
     centre = np.median(xyz, axis=0)
     a = np.radians(tilt_deg)
     rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    p = (xyz - centre) @ rot.T
-    extent = np.percentile(np.abs(p[:, :2]), 98, axis=0).max() or 1.0
-    dist = 2.2 * extent
-    z = p[:, 2] + dist
-    keep = z > 1e-3
-    f = 0.45 * min(w, h) / np.tan(np.arctan(extent / dist))
-    u = np.round(p[keep, 0] / z[keep] * f + w / 2).astype(int)
-    v = np.round(p[keep, 1] / z[keep] * f + h / 2).astype(int)
-    zk, ck = z[keep], rgb[keep]
+    p = (xyz - centre) @ rot.T + centre
+    keep = p[:, 2] > 1e-3
+    p, rgb = p[keep], rgb[keep]
+    if len(p) == 0:
+        return image
+    x, y = p[:, 0] / p[:, 2], p[:, 1] / p[:, 2]
+    (x0, x1), (y0, y1) = np.percentile(x, (1, 99)), np.percentile(y, (1, 99))
+    f = 0.96 * min(w / max(x1 - x0, 1e-6), h / max(y1 - y0, 1e-6))
+    u = np.round((x - (x0 + x1) / 2) * f + w / 2).astype(np.int64)
+    v = np.round((y - (y0 + y1) / 2) * f + h / 2).astype(np.int64)
+    offsets = ((0, 0), (1, 0), (0, 1), (1, 1))
+    u = np.concatenate([u + du for du, _ in offsets])
+    v = np.concatenate([v + dv for _, dv in offsets])
+    z, c = np.tile(p[:, 2], len(offsets)), np.tile(rgb, (len(offsets), 1))
     inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    u, v, zk, ck = u[inside], v[inside], zk[inside], ck[inside]
-    order = np.argsort(-zk)  # far first, near last: near points overwrite
-    image[v[order], u[order]] = ck[order]
+    u, v, z, c = u[inside], v[inside], z[inside], c[inside]
+    order = np.argsort(-z, kind="stable")  # far first, near last: near points overwrite
+    image[v[order], u[order]] = c[order]
     return image
 
 

@@ -53,14 +53,15 @@ class RgbdBagWriter:
         for key, topic in REALSENSE_TOPICS.items():
             msgtype = ("sensor_msgs/msg/CameraInfo" if key.endswith("info")
                        else "sensor_msgs/msg/Image")
-            self._conns[key] = self._writer.add_connection(topic, msgtype, typestore=ts)
+            self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=ts)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._writer.close()
 
     def write_message(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
-        """Write any rosbags message on ``topic`` (the connection is added on first use)."""
+        """Write any rosbags message on ``topic`` (the connection is added on first use; the
+        RealSense topics exist from the start)."""
         ts = typestore()
         if topic not in self._conns:
             self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=ts)
@@ -81,7 +82,7 @@ class RgbdBagWriter:
         if instances is not None:
             msgs["instances"] = image_msg(instances, "16UC1", stamp, self.frame_id)
         for key, msg in msgs.items():
-            conn = self._conns[key]
+            conn = self._conns[REALSENSE_TOPICS[key]]
             self._writer.write(conn, stamp, ts.serialize_cdr(msg, conn.msgtype))
         self.count += 1
         return stamp

@@ -35,7 +35,8 @@ def bench_eval(quick: bool) -> list[BenchResult]:
 
 
 def _measure(tmp: Path, frames: int, rounds: int) -> list[BenchResult]:
-    from vision_banana_ros.evaluation.bag_eval import EvalConfig, Evaluation
+    from vision_banana_ros.evaluation.bag_eval import Evaluation
+    from vision_banana_ros.evaluation.config import EvalConfig
     from vision_banana_ros.synthetic.render import render_dataset, shards_to_bag
     from vision_banana_ros.synthetic.scene import SceneConfig
     from vision_banana_ros.synthetic.shards import iter_frames

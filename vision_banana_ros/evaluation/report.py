@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from vision_banana_ros.evaluation.config import DEPTH_RANGES, check_thresholds
+from vision_banana_ros.evaluation.result import EvalRun
+
 SCHEMA = "vision_banana_ros/eval/1"
 AGGREGATES = {
     "delta1": "depth_delta1", "delta2": "depth_delta2", "delta3": "depth_delta3",
@@ -19,8 +22,6 @@ AGGREGATES = {
     "recall": "instances_recall", "matched_iou": "instances_matched_iou",
     "semantic_miou": "semantic_miou", "chamfer_m": "chamfer_m",
 }
-#: For --fail-under on metrics where lower is better, the check is "at most" the value.
-LOWER_IS_BETTER = {"abs_rel", "rmse", "median_scaled_abs_rel", "chamfer_m"}
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -40,8 +41,9 @@ def throughput(latency: dict[str, dict[str, float]], frames: int,
                wall_s: float) -> dict[str, Any]:
     """Frames per second overall and of the node's pipeline alone, and what limits the run.
 
-    ``latency`` is :meth:`_Timer.summary` (``total_s`` per stage). The evaluation is limited
-    by the pipeline when no extra stage (and neither thread's extra work) takes longer.
+    ``latency`` is :meth:`~.result.StageTimer.summary` (``total_s`` per stage). The
+    evaluation is limited by the pipeline when no extra stage (and neither thread's extra
+    work) takes longer.
     """
     total = {stage: v["total_s"] for stage, v in latency.items()}
     pipeline_s = sum(total.get(st, 0.0) for st in PIPELINE_STAGES)
@@ -62,11 +64,9 @@ def throughput(latency: dict[str, dict[str, float]], frames: int,
     }
 
 
-def aggregate(ev: Any, cfg: Any) -> dict[str, Any]:
+def aggregate(run: EvalRun) -> dict[str, Any]:
     """The metrics document (schema in the README)."""
-    from vision_banana_ros.evaluation.bag_eval import DEPTH_RANGES
-
-    rows = ev.rows
+    cfg, rows = run.cfg, run.rows
     summary = {name: _mean(rows, key) for name, key in AGGREGATES.items()}
     by_range = []
     for lo, hi in DEPTH_RANGES:
@@ -75,24 +75,16 @@ def aggregate(ev: Any, cfg: Any) -> dict[str, Any]:
             by_range.append({"min_m": lo, "max_m": None if math.isinf(hi) else hi,
                              "delta1": d1,
                              "abs_rel": _mean(rows, f"depth_abs_rel_{lo:g}_{hi:g}")})
-    latency = ev.timer.summary()
-    speed = throughput(latency, len(rows), getattr(ev, "wall_s", 0.0))
-    checks = {}
-    for name, threshold in cfg.fail_under.items():
-        value = summary.get(name)
-        ok = value is not None and (value <= threshold if name in LOWER_IS_BETTER
-                                    else value >= threshold)
-        checks[name] = {"threshold": threshold, "value": value, "passed": bool(ok)}
-    unknown = sorted(set(cfg.fail_under) - set(summary))
+    latency = run.timer.summary()
+    speed = throughput(latency, len(rows), run.wall_s)
+    checks, unknown, passed = check_thresholds(summary, cfg.fail_under)
     return {
         "schema": SCHEMA,
         "bag": str(cfg.bag),
-        "topics": {k: getattr(ev.topics, k) for k in ("image", "camera_info", "depth",
-                                                     "instances", "semantic")},
+        "topics": dict(run.topics),
         "model": ("recorded predictions" if cfg.pred_depth_topic or cfg.pred_instances_topic
                   else str(cfg.model or "default")),
-        "backend": {"name": ev.backend.name, "device": ev.backend.device,
-                    "precision": ev.backend.precision} if getattr(ev, "backend", None) else None,
+        "backend": run.backend,
         "frames": len(rows),
         "frames_with_depth": sum("depth_delta1" in r for r in rows),
         "frames_with_instances": sum("instances_f_measure" in r for r in rows),
@@ -101,13 +93,13 @@ def aggregate(ev: Any, cfg: Any) -> dict[str, Any]:
         "latency_ms": latency,
         "throughput_fps": speed.pop("throughput_fps"),
         "speed": speed,
-        "errors": ev.errors,
-        "error_examples": ev.error_examples,
-        "notes": ev.notes + ([f"unknown --fail-under metrics: {', '.join(unknown)}; known: "
-                              f"{', '.join(AGGREGATES)}"] if unknown else []),
-        "interrupted": ev.interrupted,
+        "errors": run.errors,
+        "error_examples": run.error_examples,
+        "notes": run.notes + ([f"unknown --fail-under metrics: {', '.join(unknown)}; known: "
+                               f"{', '.join(AGGREGATES)}"] if unknown else []),
+        "interrupted": run.interrupted,
         "fail_under": checks,
-        "passed": all(c["passed"] for c in checks.values()) and not unknown,
+        "passed": passed,
     }
 
 
@@ -179,7 +171,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def write_plots(ev: Any, out: Path) -> list[str]:
+def write_plots(ev: EvalRun, out: Path) -> list[str]:
     """error_vs_depth.png, per_frame.png (matplotlib) and example_N.png mosaics."""
     import cv2
     import matplotlib
@@ -242,10 +234,11 @@ def write_plots(ev: Any, out: Path) -> list[str]:
     return written
 
 
-def write_all(ev: Any, doc: dict[str, Any], cfg: Any) -> None:
-    out = cfg.out
-    if cfg.plots:
-        doc["plots"] = write_plots(ev, out)
-    write_csv(ev.rows, out / "frames.csv")
+def write_all(run: EvalRun, doc: dict[str, Any]) -> None:
+    """metrics.json, report.md, frames.csv and the plots into the run's output folder."""
+    out = run.cfg.out
+    if run.cfg.plots:
+        doc["plots"] = write_plots(run, out)
+    write_csv(run.rows, out / "frames.csv")
     write_report(doc, out / "report.md")
     (out / "metrics.json").write_text(json.dumps(doc, indent=1) + "\n")

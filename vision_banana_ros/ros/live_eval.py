@@ -10,36 +10,31 @@ frames; accuracy where the bag has ground truth.
 from __future__ import annotations
 
 import json
-import subprocess
+import os
+import threading
 import time
 from typing import Any
 
 import numpy as np
+import rclpy
+from rclpy.serialization import deserialize_message
 
-from vision_banana_ros.errors import VisionBananaError
+from vision_banana_ros.evaluation.config import EvalConfig, check_thresholds
+from vision_banana_ros.outputs import OUTPUT_TOPICS
+from vision_banana_ros.ros.messages import message_class
+from vision_banana_ros.ros.replay import Player, load_frames
+from vision_banana_ros.ros.tools import NodeProcess, node_command, wait_until_matched
+from vision_banana_ros.stats import latency_summary
+from vision_banana_ros.sync import stamp_ns
+
+_SCORED = ("depth", "instances")
 
 
-def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dict[str, Any]:
-    import rclpy
-    from lifecycle_msgs.srv import GetState
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import Image
-
-    from vision_banana_ros.bags import typestore
-    from vision_banana_ros.bags.mcap_stream import open_writer
+def _ground_truth(cfg: EvalConfig) -> dict[int, dict[str, np.ndarray]]:
+    """stamp -> {"depth": metres, "instances": ids} of the bag's ground truth."""
     from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader
-    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.imageconv import depth_to_metres, image_array
-    from vision_banana_ros.ros.replay import (
-        OUTPUTS,
-        Player,
-        load_frames,
-        node_command,
-        wait_until_matched,
-    )
 
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic)
     reader = open_reader(cfg.bag)
     gt: dict[int, dict[str, np.ndarray]] = {}
     try:
@@ -49,97 +44,102 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
         wanted = [t for t in (topics.depth, topics.instances) if t]
         for topic, _, raw, mtype in iter_raw(reader, wanted):
             m = reader.deserialize(raw, mtype)
-            stamp = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
             key = "depth" if topic == topics.depth else "instances"
-            gt.setdefault(stamp, {})[key] = (depth_to_metres(m) if key == "depth"
-                                             else image_array(m).astype(np.int64))
+            gt.setdefault(stamp_ns(m.header), {})[key] = (
+                depth_to_metres(m) if key == "depth" else image_array(m).astype(np.int64))
     finally:
         reader.close()
+    return gt
+
+
+class _OutputRecorder:
+    """Subscribes (raw) to every output of the node on ``player``; writes them into a bag and
+    keeps arrival times per stamp and the depth and instance images."""
+
+    def __init__(self, player: Any, node_name: str, writer: Any) -> None:
+        from vision_banana_ros.bags import typestore
+
+        self.node_name, self.writer, self.ts = node_name, writer, typestore()
+        self.received: dict[str, dict[int, float]] = {t.name: {} for t in OUTPUT_TOPICS}
+        self.arrays: dict[int, dict[str, np.ndarray]] = {}
+        self.conns: dict[str, Any] = {}
+        for t in OUTPUT_TOPICS:
+            player.create_subscription(
+                message_class(t.msgtype), f"{node_name}/{t.name}",
+                lambda raw, t=t: self.on_output(t, raw), 10, raw=True)
+
+    def on_output(self, topic: Any, raw: bytes) -> None:
+        from vision_banana_ros.imageconv import image_array
+
+        now = time.monotonic()
+        msg = deserialize_message(raw, message_class(topic.msgtype))
+        markers = getattr(msg, "markers", None)
+        header = markers[0].header if markers else getattr(msg, "header", None)
+        if header is None:
+            return
+        stamp = stamp_ns(header)
+        self.received[topic.name].setdefault(stamp, now)
+        name = f"{self.node_name}/{topic.name}"
+        if name not in self.conns:
+            self.conns[name] = self.writer.add_connection(name, topic.msgtype,
+                                                          typestore=self.ts)
+        self.writer.write(self.conns[name], stamp, raw)
+        if topic.key in _SCORED:
+            arr = image_array(msg)
+            self.arrays.setdefault(stamp, {})[topic.key] = (
+                arr.astype(np.float32) if topic.key == "depth" else arr.astype(np.int64))
+
+
+def _play(cfg: EvalConfig, rate_hz: float, start_node: bool, node_name: str) -> tuple:
+    """Start the node (optionally), play the bag into it and record; returns (frames sent,
+    send times by stamp, recorder)."""
+    from vision_banana_ros.bags.mcap_stream import open_writer
+
+    msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic)
+    image_topic = next(t for t, ty in types.items() if ty.__name__ != "CameraInfo")
+    info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
     node = None
     if start_node:
-        image_topic = next(t for t, ty in types.items() if ty.__name__ != "CameraInfo")
-        info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
-        args = node_command(image_topic, types[image_topic], info_topic,
-                            {"backend": cfg.backend, "threads": cfg.threads,
-                             "tasks": cfg.tasks, "model_path": cfg.model},
+        args = node_command(image_topic, f"sensor_msgs/msg/{types[image_topic].__name__}",
+                            info_topic, {"backend": cfg.backend, "threads": cfg.threads,
+                                         "tasks": cfg.tasks, "model_path": cfg.model},
                             node_name=node_name)
-        node = subprocess.Popen(args, stdout=(cfg.out / "node.log").open("w"),
-                                stderr=subprocess.STDOUT)
+        node = NodeProcess(args, cfg.out / "node.log", dict(os.environ))
     rclpy.init()
+    writer = open_writer(cfg.out / "outputs")
+    writer.open()
     try:
         player = Player(msgs, types, rate_hz, 1)
-        received: dict[str, dict[int, float]] = {rel: {} for rel in OUTPUTS}
-        arrays: dict[int, dict[str, np.ndarray]] = {}
-        writer = open_writer(cfg.out / "outputs")
-        writer.open()
-        conns: dict[str, Any] = {}
-
-        def on_output(rel: str, ty: type, raw: bytes) -> None:
-            now = time.monotonic()
-            msg = deserialize_message(raw, ty)
-            header = msg.markers[0].header if hasattr(msg, "markers") and msg.markers else \
-                getattr(msg, "header", None)
-            if header is None:
-                return
-            stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-            received[rel].setdefault(stamp, now)
-            topic = f"{node_name}/{rel}"
-            if topic not in conns:
-                conns[topic] = writer.add_connection(
-                    topic, ty.__module__.split(".")[0] + "/msg/" + ty.__name__,
-                    typestore=typestore())
-            writer.write(conns[topic], stamp, raw)
-            if rel in ("depth/image", "segmentation/instances") and isinstance(msg, Image):
-                key = "depth" if rel == "depth/image" else "instances"
-                arr = image_array(msg)
-                arrays.setdefault(stamp, {})[key] = (arr.astype(np.float32) if key == "depth"
-                                                     else arr.astype(np.int64))
-
-        for rel, ty in OUTPUTS.items():
-            player.create_subscription(ty, f"{node_name}/{rel}",
-                                       lambda raw, rel=rel, ty=ty: on_output(rel, ty, raw), 10,
-                                       raw=True)
-        client = player.create_client(GetState, f"{node_name}/get_state")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if client.wait_for_service(timeout_sec=0.5):
-                future = client.call_async(GetState.Request())
-                rclpy.spin_until_future_complete(player, future, timeout_sec=5)
-                if future.done() and future.result().current_state.label == "active":
-                    break
-            if node is not None and node.poll() is not None:
-                raise VisionBananaError(f"the node exited: see {cfg.out / 'node.log'}")
-            time.sleep(0.5)
-        else:
-            raise VisionBananaError(f"node {node_name} did not become active in 120 s")
+        recorder = _OutputRecorder(player, node_name, writer)
+        if node is not None:
+            node.wait_active(player, node_name)
         wait_until_matched(player)
         player.wait_for_subscribers()
-        import threading
-
-        spin = threading.Thread(target=lambda: _spin(player), daemon=True)
+        spin = threading.Thread(target=_spin, args=(player,), daemon=True)
         spin.start()
         sent = player.play()
         end = time.monotonic() + 10
-        while time.monotonic() < end and len(received["depth/image"]) < sent:
+        while time.monotonic() < end and len(recorder.received["depth/image"]) < sent:
             time.sleep(0.1)
         time.sleep(0.5)
         rclpy.try_shutdown()
         spin.join(2)
-        writer.close()
     finally:
         rclpy.try_shutdown()
+        writer.close()
         if node is not None:
-            node.send_signal(2)
-            try:
-                node.wait(10)
-            except subprocess.TimeoutExpired:
-                node.kill()
-    send = dict(player.sent)
-    latency = [(received["depth/image"][s] - send[s]) * 1e3
-               for s in received["depth/image"] if s in send]
-    rows: list[dict[str, Any]] = []
+            node.stop()
+    return sent, dict(player.sent), recorder
+
+
+def _score(arrays: dict[int, dict[str, np.ndarray]],
+           gt: dict[int, dict[str, np.ndarray]]) -> dict[str, float | None]:
+    """Per-frame means of delta1, abs_rel, rmse (depth) and f_measure (instances)."""
+    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
+
+    rows: list[dict[str, float]] = []
     for stamp, out in sorted(arrays.items()):
-        row: dict[str, Any] = {"stamp_ns": stamp}
+        row: dict[str, float] = {}
         g = gt.get(stamp, {})
         if "depth" in out and "depth" in g and out["depth"].shape == g["depth"].shape:
             m = depth_metrics(out["depth"], g["depth"])
@@ -149,36 +149,39 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
                 out["instances"].shape == g["instances"].shape:
             row["f_measure"] = instance_metrics(out["instances"], g["instances"]).f_measure
         rows.append(row)
-    summary = {k: (float(np.mean([r[k] for r in rows if k in r]))
-                   if any(k in r for r in rows) else None)
-               for k in ("delta1", "abs_rel", "rmse", "f_measure")}
-    lat = np.asarray(latency) if latency else np.asarray([np.nan])
+    return {k: (float(np.mean([r[k] for r in rows if k in r]))
+                if any(k in r for r in rows) else None)
+            for k in ("delta1", "abs_rel", "rmse", "f_measure")}
+
+
+def live_eval(cfg: EvalConfig, rate_hz: float, start_node: bool,
+              node_name: str) -> dict[str, Any]:
+    """Run the live evaluation; writes metrics.json, report.md and outputs/ into ``cfg.out``."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    gt = _ground_truth(cfg)
+    sent, send, recorder = _play(cfg, rate_hz, start_node, node_name)
+    depth_in = recorder.received["depth/image"]
+    latency = latency_summary((depth_in[s] - send[s]) * 1e3 for s in depth_in if s in send)
+    summary = _score(recorder.arrays, gt)
+    checks, unknown, passed = check_thresholds(summary, cfg.fail_under)
     doc = {
         "schema": "vision_banana_ros/eval-live/1", "bag": str(cfg.bag), "node": node_name,
-        "frames": sent, "frames_with_output": len(received["depth/image"]),
-        "dropped_frames": sent - len(received["depth/image"]),
-        "publish_rate_hz": rate_hz,
-        "latency_ms": {"end_to_end": {"p50": float(np.nanpercentile(lat, 50)),
-                                      "p90": float(np.nanpercentile(lat, 90)),
-                                      "p99": float(np.nanpercentile(lat, 99))}},
-        "outputs_received": {rel: len(v) for rel, v in received.items()},
-        "summary": summary, "notes": [] if gt else ["no ground truth: speed only"],
-        "interrupted": False, "fail_under": {}, "passed": True, "throughput_fps": None,
+        "frames": sent, "frames_with_output": len(depth_in),
+        "dropped_frames": sent - len(depth_in), "publish_rate_hz": rate_hz,
+        "latency_ms": {"end_to_end": {q: latency[q] for q in ("p50", "p90", "p99")}},
+        "outputs_received": {rel: len(v) for rel, v in recorder.received.items()},
+        "summary": summary,
+        "notes": ([] if gt else ["no ground truth: speed only"])
+        + ([f"unknown --fail-under metrics: {', '.join(unknown)}"] if unknown else []),
+        "interrupted": False, "fail_under": checks, "passed": passed, "throughput_fps": None,
     }
-    checks = {}
-    for name, threshold in cfg.fail_under.items():
-        value = summary.get(name)
-        ok = value is not None and (value <= threshold if name in ("abs_rel", "rmse")
-                                    else value >= threshold)
-        checks[name] = {"threshold": threshold, "value": value, "passed": ok}
-    doc["fail_under"], doc["passed"] = checks, all(c["passed"] for c in checks.values())
     (cfg.out / "metrics.json").write_text(json.dumps(doc, indent=1) + "\n")
+    e2e = doc["latency_ms"]["end_to_end"]
     lines = [f"# Live evaluation of `{cfg.bag}` through {node_name}", "",
              f"{sent} frames published at {rate_hz:g} Hz, {doc['frames_with_output']} depth "
              f"outputs received, {doc['dropped_frames']} dropped.", "",
              "| end-to-end latency | p50 | p90 | p99 |", "|---|---|---|---|",
-             "| ms | " + " | ".join(f"{doc['latency_ms']['end_to_end'][q]:.1f}"
-                                   for q in ("p50", "p90", "p99")) + " |", "",
+             "| ms | " + " | ".join(f"{e2e[q]:.1f}" for q in ("p50", "p90", "p99")) + " |", "",
              "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {'-' if v is None else f'{v:.4g}'} |" for k, v in summary.items()]
     (cfg.out / "report.md").write_text("\n".join(lines) + "\n")
@@ -186,11 +189,7 @@ def live_eval(cfg: Any, rate_hz: float, start_node: bool, node_name: str) -> dic
 
 
 def _spin(node: Any) -> None:
-    import rclpy
-
     try:
         rclpy.spin(node)
-    except Exception:
+    except Exception:  # the context is shut down under it when playing ends
         return
-
-

@@ -38,45 +38,17 @@ from vision_banana_ros.bags.reader import (
     open_reader,
     topic_types,
 )
+from vision_banana_ros.outputs import OUTPUT_TOPICS
+from vision_banana_ros.ros.messages import message_class
+from vision_banana_ros.ros.tools import spin_until, wait_until_matched
+from vision_banana_ros.sync import stamp_ns
 
-#: Output topics of the contract, relative to the node's name, and their types.
-OUTPUTS: dict[str, type] = {
-    "depth/image": Image, "depth/camera_info": CameraInfo,
-    "segmentation/instances": Image, "segmentation/semantic": Image,
-    "segmentation/overlay": Image, "normals/image": Image, "points": PointCloud2,
-    "objects": MarkerArray,
-}
+def recorded_outputs(rgbd: bool = False) -> dict[str, type]:
+    """Output topics of the contract (relative to the node's name) with their rclpy types:
+    every one a node running all tasks publishes (RGB-D-only ones when ``rgbd``)."""
+    return {t.name: message_class(t.msgtype) for t in OUTPUT_TOPICS if rgbd or not t.rgbd}
 _TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage,
           "sensor_msgs/msg/CameraInfo": CameraInfo}
-
-
-def node_command(image_topic: str, image_type: type, info_topic: str | None,
-                 params: dict[str, Any], *, params_file: Path | None = None,
-                 node_name: str | None = None) -> list[str]:
-    """Command line starting the node on a bag's topics (for the demo and live evaluation).
-
-    Input reliability is ``reliable``: Fast DDS drops best-effort samples larger than its
-    512 KB shared-memory segment (README, QoS). Empty parameter values are left out (an empty
-    ``-p name:=`` does not parse; the node's defaults apply); without camera_info the node
-    runs without intrinsics.
-    """
-    compressed = image_type.__name__ == "CompressedImage"
-    args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args"]
-    if params_file is not None:
-        args += ["--params-file", str(params_file)]
-    if node_name:
-        args += ["-r", f"__node:={node_name.strip('/')}"]
-    args += ["-r", f"{'image/compressed' if compressed else 'image'}:={image_topic}"]
-    values = {"input_transport": "compressed" if compressed else "raw",
-              "qos_input_reliability": "reliable", **params}
-    if info_topic:
-        args += ["-r", f"camera_info:={info_topic}"]
-    else:
-        values["require_camera_info"] = "false"
-    for name, value in values.items():
-        if value not in (None, ""):
-            args += ["-p", f"{name}:={value}"]
-    return args
 
 
 def load_frames(bag: Path, image: str | None = None,
@@ -149,7 +121,7 @@ class Player(Node):
                 if wait > 0:
                     time.sleep(wait)
                 self.pubs[topic].publish(msg)
-                self.sent.append((key[0] * 1_000_000_000 + key[1], time.monotonic()))
+                self.sent.append((stamp_ns(msg.header), time.monotonic()))
                 n += 1
         if self.reliable:
             for pub in self.pubs.values():  # do not exit with samples still in flight
@@ -160,14 +132,15 @@ class Player(Node):
 class Recorder(Node):
     """Subscribes to the node's outputs and /diagnostics; keeps a compact record."""
 
-    def __init__(self, node_name: str, keep_arrays: int = 2) -> None:
+    def __init__(self, node_name: str, keep_arrays: int = 2, rgbd: bool = False) -> None:
         super().__init__("vision_banana_recorder")
-        self.records: dict[str, list[dict[str, Any]]] = {k: [] for k in OUTPUTS}
+        outputs = recorded_outputs(rgbd)
+        self.records: dict[str, list[dict[str, Any]]] = {k: [] for k in outputs}
         self.arrays: dict[str, Any] = {}
         self.diagnostics: list[dict[str, str]] = []
         self.keep_arrays = keep_arrays
         self.lock = threading.Lock()
-        for rel, ty in OUTPUTS.items():
+        for rel, ty in outputs.items():
             self.create_subscription(ty, f"{node_name}/{rel}",
                                      lambda m, rel=rel: self._on(rel, m), 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
@@ -188,7 +161,7 @@ class Recorder(Node):
             header = msg.header
         rec: dict[str, Any] = {"received": now}
         if header is not None:
-            rec["stamp_ns"] = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+            rec["stamp_ns"] = stamp_ns(header)
             rec["frame_id"] = header.frame_id
         if isinstance(msg, Image):
             rec.update(encoding=msg.encoding, width=msg.width, height=msg.height,
@@ -225,33 +198,12 @@ class Recorder(Node):
             np.savez(path, meta=np.frombuffer(meta.encode(), np.uint8), **self.arrays)
 
 
-def wait_until_matched(node: Node, timeout: float = 30.0, settle: float = 2.0) -> bool:
-    """Spin ``node`` until each of its subscriptions has a publisher, then ``settle`` s more.
-
-    The readers see the writers before every writer has matched its reader (discovery is
-    asymmetric and slow on a loaded machine); volatile samples written in between are lost.
-    """
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if all(sub.get_publisher_count() > 0 for sub in node.subscriptions):
-            _spin_until(node, lambda: False, settle)
-            return True
-        rclpy.spin_once(node, timeout_sec=0.05)
-    return False
-
-
 def load_record(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read what ``record`` saved: (meta dict, arrays)."""
     with np.load(path) as data:
         meta = json.loads(bytes(data["meta"]).decode())
         arrays = {k: data[k] for k in data.files if k != "meta"}
     return meta, arrays
-
-
-def _spin_until(node: Node, done: Any, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not done():
-        rclpy.spin_once(node, timeout_sec=0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             matched = node.wait_until_matched()
             print("recorder ready" if matched else "recorder: not every output has a "
                   "publisher yet; recording anyway", flush=True)
-            _spin_until(node, lambda: node.count(args.topic) >= args.frames, args.timeout)
-            _spin_until(node, lambda: False, args.linger)
+            spin_until(node, lambda: node.count(args.topic) >= args.frames, args.timeout)
+            spin_until(node, lambda: False, args.linger)
             node.save(args.out)
             print(f"recorded {node.count(args.topic)} {args.topic} messages")
         node.destroy_node()
