@@ -43,6 +43,7 @@ from vision_banana_ros.ros.messages import message_class
 from vision_banana_ros.ros.tools import spin_until, wait_until_matched
 from vision_banana_ros.sync import stamp_ns
 
+
 def recorded_outputs(rgbd: bool = False) -> dict[str, type]:
     """Output topics of the contract (relative to the node's name) with their rclpy types:
     every one a node running all tasks publishes (RGB-D-only ones when ``rgbd``)."""
