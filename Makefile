@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/check_structure.py
 
 test: lint
 	$(BIN)/python -m pytest

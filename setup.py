@@ -40,7 +40,6 @@ setup(
     description="Distilled Vision Banana generator as a ROS 2 perception node: metric depth, "
                 "instance and semantic segmentation, normals and point clouds.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             f"vision_banana_node = {PACKAGE}.ros.node:main",

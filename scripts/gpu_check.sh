@@ -13,6 +13,5 @@ py=python3
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia_smi.csv" \
   2>/dev/null || echo "no nvidia-smi" > "$out/nvidia_smi.csv"
-"$py" -m vision_banana_ros.bench.gpu_check --out "$out/gpu_check.json" \
-  --train-seconds "${TRAIN_SECONDS:-240}" ${GPU_CHECK_ARGS:-}
+"$py" -m vision_banana_ros.bench.gpu_check --out "$out/gpu_check.json" ${GPU_CHECK_ARGS:-}
 echo "gpu_check: wrote $out/gpu_check.json"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -173,10 +174,29 @@ def test_concurrent_builders_never_leave_a_torn_engine(tmp_path):
     assert leftovers == []
 
 
-def test_calibration_data_mixes_sources_in_full_batches():
-    synthetic = [np.full((48, 64, 3), 10, np.uint8)] * 5
-    real = [np.full((480, 640, 3), 200, np.uint8)] * 2
-    images = calibration_images(interleave(synthetic, real), 32, 32, limit=6)
+def test_calibration_data_mixes_shards_and_bags_in_full_batches(tmp_path):
+    from vision_banana_ros.bags import RgbdBagWriter
+    from vision_banana_ros.runtime.calibration import frame_source
+    from vision_banana_ros.synthetic.shards import scene_arrays, write_npz
+
+    # A shard folder of 5 frames of value 10 and a bag of 2 real-sized frames of value 200.
+    frames = [SimpleNamespace(rgb=np.full((48, 64, 3), 10, np.uint8),
+                              depth=np.ones((48, 64), np.float32),
+                              instances=np.zeros((48, 64), np.uint16),
+                              semantic=np.zeros((48, 64), np.uint8),
+                              normals=np.zeros((48, 64, 3), np.float32), k=np.eye(3),
+                              pose=np.eye(4), meta={}) for _ in range(5)]
+    (tmp_path / "shards").mkdir()
+    write_npz(tmp_path / "shards" / "scene-000000.npz", scene_arrays(frames))
+    (tmp_path / "shards" / "index.json").write_text(json.dumps({
+        "format": "vision_banana_shards/1", "shards": [{"file": "scene-000000.npz",
+                                                        "scene": 0}]}))
+    with RgbdBagWriter(tmp_path / "bag") as w:
+        for _ in range(2):
+            w.write(np.full((480, 640, 3), 200, np.uint8), np.ones((480, 640)),
+                    np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]))
+    images = calibration_images(interleave(frame_source(tmp_path / "shards"),
+                                           frame_source(tmp_path / "bag")), 32, 32, limit=6)
     assert images.shape == (6, 3, 32, 32) and images.dtype == np.float32
     # round robin: synthetic, real, synthetic, real, synthetic, synthetic
     np.testing.assert_allclose(images[:, 0, 0, 0], np.array([10, 200, 10, 200, 10, 10]) / 255)

@@ -18,14 +18,9 @@ from vision_banana_ros.model import (
 from vision_banana_ros.synthetic.render import render_dataset
 from vision_banana_ros.synthetic.scene import SceneConfig
 from vision_banana_ros.training.data import collate, evaluation_samples, training_batches
-from vision_banana_ros.training.losses import (
-    depth_losses,
-    instance_loss,
-    normals_losses,
-    semantic_losses,
-)
+from vision_banana_ros.training.losses import instance_loss
 from vision_banana_ros.training.teacher import OnnxDepthTeacher, TeacherError
-from vision_banana_ros.training.train import TrainConfig, train
+from vision_banana_ros.training.train import TrainConfig, batch_losses, train
 
 TINY = ModelConfig(arch="vb-tiny", input_width=64, input_height=64, pretrained=False)
 
@@ -43,13 +38,8 @@ def shards(tmp_path_factory):
 
 def _all_losses(model, batch):
     t = {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
-    paint = model(t["image"], model.task_ids(model.config.tasks))
-    parts = {}
-    parts.update(depth_losses(paint[:, 0], t["depth_canonical"]))
-    parts["instances"] = instance_loss(paint[:, 1], t["instances"])
-    parts.update(semantic_losses(paint[:, 2], t["semantic"]))
-    parts.update(normals_losses(paint[:, 3], t["normals"]))
-    return sum(parts.values())
+    tasks = model.config.tasks
+    return sum(batch_losses(model, t, model.task_ids(tasks), tasks).values())
 
 
 def test_loss_falls_when_training_a_tiny_model(shards):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import threading
 import time
 from pathlib import Path
@@ -359,25 +358,6 @@ def test_a_change_of_several_parameters_is_checked_as_a_whole():
     merged = node_config.apply_change(current, {"depth_min_m": 5.0, "depth_max_m": 9.0})
     assert (merged["depth_min_m"], merged["depth_max_m"]) == (5.0, 9.0)
     assert current["depth_min_m"] == 0.05  # not modified
-
-
-def test_launch_file_compiles_and_names_what_exists():
-    source = (ROOT / "launch" / "vision_banana.launch.py").read_text()
-    tree = ast.parse(source)
-    compile(tree, "vision_banana.launch.py", "exec")
-    names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
-             and isinstance(n.value, str)}
-    assert "vision_banana_node" in names and "vision_banana_ros" in names
-    setup = (ROOT / "setup.py").read_text()
-    assert "vision_banana_node = {PACKAGE}.ros.node:main" in setup
-    assert {"image", "camera_info", "image/compressed"} <= names  # the node's input names
-    overridden = {"model_path", "backend", "use_sim_time"}
-    assert overridden <= names
-    assert overridden - {"use_sim_time"} <= set(node_config.BY_NAME)
-    assert (ROOT / "config" / "vision_banana.yaml").exists()
-    assert "generate_launch_description" in names or any(
-        isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"
-        for n in ast.walk(tree))
 
 
 def test_a_large_frame_gives_its_memory_back(tmp_path):

@@ -31,7 +31,7 @@ def known_scene():
         scene = Scene(client=c, body_instance={sphere: 1, box: 2},
                       body_semantic={top: SEMANTIC_SUPPORT, sphere: SEMANTIC_OBJECT,
                                      box: SEMANTIC_OBJECT},
-                      support_height_m=TABLE_TOP_Z, support_centre=np.zeros(2),
+                      support_height_m=TABLE_TOP_Z,
                       support_half_extent=np.array([0.6, 0.4]))
         views = []
         # The second view is rolled (image up not along world z), so both cx and cy matter.

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vision_banana_ros import __version__
 from vision_banana_ros.errors import VisionBananaError
@@ -126,10 +127,14 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     calibration = None
     if args.precision == "int8":
         from vision_banana_ros.model.onnx_meta import onnx_metadata
-        from vision_banana_ros.runtime.calibration import calibration_images, shard_rgb
+        from vision_banana_ros.runtime.calibration import (
+            calibration_images,
+            frame_source,
+            interleave,
+        )
 
         if not args.calibration_data:
-            raise VisionBananaError("int8 needs --calibration-data (a shard folder)")
+            raise VisionBananaError("int8 needs --calibration-data (shard folders or bags)")
         import json
 
         from vision_banana_ros.model.config import ModelConfig
@@ -137,7 +142,8 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
         onnx = onnx_for(resolve_model(args.model))
         cfg = ModelConfig.from_dict(json.loads(onnx_metadata(onnx)[
             "vision_banana_ros.model_config"]))
-        calibration = calibration_images(shard_rgb(args.calibration_data), cfg.input_width,
+        sources = [frame_source(path) for path in args.calibration_data]
+        calibration = calibration_images(interleave(*sources), cfg.input_width,
                                          cfg.input_height, args.calibration_frames)
     backend = TensorRTBackend(onnx_for(resolve_model(args.model)), precision=args.precision,
                               max_batch=args.max_batch, max_tasks=args.max_tasks,
@@ -189,14 +195,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="vision-banana",
-        description="Vision Banana ROS 2 perception: demo, benchmarks and tools.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_demo(sub: Any) -> None:
+    """``vision-banana demo``."""
     demo = sub.add_parser("demo", help="run the main job and write images a person can look at")
     demo.add_argument("--out", type=Path, default=Path("demo_output"),
                       help="output folder (default: %(default)s)")
@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only the codec round trip on an analytic scene (no ROS)")
     demo.set_defaults(func=_cmd_demo)
 
+
+def _add_render(sub: Any) -> None:
+    """``vision-banana render``."""
     render = sub.add_parser("render", help="render synthetic tabletop scenes with exact ground "
                             "truth (shards for training, optionally a bag)")
     render.add_argument("--out", type=Path, required=True, help="shard folder to write")
@@ -234,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
 
+
+def _add_train(sub: Any) -> None:
+    """``vision-banana train``."""
     tr = sub.add_parser("train", help="distil the generator from synthetic shards")
     tr.add_argument("--config", type=Path, help="YAML training config (flags override it)")
     tr.add_argument("--data", help="training shard folder")
@@ -249,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
 
+
+def _add_export(sub: Any) -> None:
+    """``vision-banana export``."""
     ex = sub.add_parser("export", help="export a checkpoint to ONNX and check parity")
     ex.add_argument("--model", help="checkpoint (default: the shipped model)")
     ex.add_argument("--out", type=Path, required=True, help="ONNX file to write")
@@ -258,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     ex.set_defaults(func=_cmd_export)
 
+
+def _add_build_engine(sub: Any) -> None:
+    """``vision-banana build-engine``."""
     be = sub.add_parser("build-engine", help="build and cache a TensorRT engine ahead of time")
     be.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
     be.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
@@ -265,10 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--max-tasks", type=int, default=4)
     be.add_argument("--workspace-mb", type=int, default=2048)
     be.add_argument("--dla-core", type=int, help="DLA core on Jetson")
-    be.add_argument("--calibration-data", type=Path, help="shard folder for int8")
+    be.add_argument("--calibration-data", type=Path, action="append",
+                    help="int8: a shard folder or a bag of real frames (repeatable; their "
+                         "frames are mixed evenly)")
     be.add_argument("--calibration-frames", type=int, default=256)
     be.set_defaults(func=_cmd_build_engine)
 
+
+def _add_eval(sub: Any) -> None:
+    """``vision-banana eval``."""
     ev = sub.add_parser("eval", help="accuracy and speed on a recorded bag")
     ev.add_argument("bag", type=Path, help="ROS 2 bag folder (mcap/sqlite3) or ROS 1 .bag")
     ev.add_argument("--out", type=Path, required=True, help="output folder")
@@ -302,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=_cmd_eval)
 
+
+def _add_bench(sub: Any) -> None:
+    """``vision-banana bench``."""
     bench = sub.add_parser("bench", help="run benchmarks (ratios against named baselines)")
     bench.add_argument("--only", action="append", metavar="GROUP",
                        help="benchmark group to run (repeatable; default: all)")
@@ -309,6 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("bench_results.json"),
                        help="JSON output file (default: %(default)s)")
     bench.set_defaults(func=_cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="vision-banana",
+        description="Vision Banana ROS 2 perception: demo, benchmarks and tools.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo, _add_render, _add_train, _add_export, _add_build_engine, _add_eval,
+                _add_bench):
+        add(sub)
     return parser
 
 

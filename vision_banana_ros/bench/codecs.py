@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision_banana_ros.bench import BenchResult, compare, register
+from vision_banana_ros.bench.harness import BenchResult, compare, register
 from vision_banana_ros.codecs import (
     decode_depth,
     decode_depth_reference,

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vision_banana_ros.bench import BenchResult, register
+from vision_banana_ros.bench.harness import BenchResult, register
 
 #: Met when the whole evaluation runs at no less than this fraction of the pipeline's speed.
 MIN_SPEED_VS_PIPELINE = 0.8

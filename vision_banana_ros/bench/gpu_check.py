@@ -74,37 +74,14 @@ def gpu_pipeline(model: Any, frame: np.ndarray, k: np.ndarray, device: str, dtyp
     return {"depth": depth_np, "semantic": sem_np, "instances": inst}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _torch_variants(report: dict[str, Any], model_path: Path, frame: Any, ref: dict,
+                    device: str, repeats: int, sync: Any) -> None:
+    """torch fp32 (and fp16, fp16 + CUDA graphs on a GPU): end-to-end time and parity."""
     import torch
 
     from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.model import load_model
-    from vision_banana_ros.runtime.select import resolve_model, tensorrt_available
-    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
 
-    ap = argparse.ArgumentParser(prog="gpu_check")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--model")
-    ap.add_argument("--repeats", type=int, default=200)
-    ap.add_argument("--train-seconds", type=float, default=0.0)
-    ap.add_argument("--cpu-dry-run", action="store_true")
-    args = ap.parse_args(argv)
-    if not torch.cuda.is_available() and not args.cpu_dry_run:
-        print("gpu_check: no CUDA device (use --cpu-dry-run to test the script)",
-              file=sys.stderr)
-        return 2
-    device = "cpu" if args.cpu_dry_run else "cuda"
-    repeats = 5 if args.cpu_dry_run else args.repeats
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "dry_run": args.cpu_dry_run,
-        "host": platform.node(), "torch": str(torch.__version__),
-        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
-        "results": {}, "parity": {}, "notes": []}
-    model_path = resolve_model(args.model)
-    ref_model, _ = load_model(model_path, device="cpu")
-    frame = render_spheres_on_plane(640, 480, n_spheres=6, seed=3)
-    ref = gpu_pipeline(ref_model, frame.rgb, frame.k, "cpu", torch.float32)
     variants = [("torch fp32", torch.float32, False)]
     if device == "cuda":
         variants += [("torch fp16", torch.float16, False),
@@ -132,6 +109,68 @@ def main(argv: list[str] | None = None) -> int:
                                                         ref["instances"].astype(np.int64))
             .f_measure,
             "semantic_agreement": float(np.mean(out["semantic"] == ref["semantic"]))}
+
+
+def _tensorrt(report: dict[str, Any], model_path: Path, cfg: Any, frame: Any, ref: dict,
+              repeats: int, sync: Any) -> None:
+    """TensorRT fp16 and int8 engines (where TensorRT imports): time and parity."""
+    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
+    from vision_banana_ros.pipeline import Pipeline
+    from vision_banana_ros.runtime.calibration import calibration_images, shard_rgb
+    from vision_banana_ros.runtime.select import onnx_for
+    from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
+    from vision_banana_ros.synthetic.render import render_dataset
+
+    calib_dir = Path(tempfile.mkdtemp(prefix="vb_calib_")) / "shards"
+    render_dataset(calib_dir, scenes=32, views=4, seed=7, workers=8, progress=False,
+                   config=_render_config())
+    calib = calibration_images(shard_rgb(calib_dir), cfg.input_width, cfg.input_height, 128)
+    for precision in ("fp16", "int8"):
+        b = TensorRTBackend(onnx_for(model_path), precision=precision, max_tasks=4,
+                            calibration=calib if precision == "int8" else None)
+        pipe = Pipeline(b, b.config, "depth,instances,semantic")
+        out = pipe(frame.rgb, frame.k)
+        times = _time(lambda p=pipe: p(frame.rgb, frame.k), sync, repeats)
+        report["results"][f"tensorrt {precision}"] = {
+            "end_to_end_640x480_cpu_decode": _percentiles(times)}
+        report["parity"][f"tensorrt {precision}"] = {
+            "depth_delta1_vs_fp32_cpu": depth_metrics(out.depth, ref["depth"]).delta1,
+            "instances_f_vs_fp32_cpu": instance_metrics(
+                out.instances.astype(np.int64), ref["instances"].astype(np.int64)).f_measure,
+            "semantic_agreement": float(np.mean(out.semantic == ref["semantic"]))}
+        b.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from vision_banana_ros.model import load_model
+    from vision_banana_ros.runtime.select import resolve_model, tensorrt_available
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+    ap = argparse.ArgumentParser(prog="gpu_check")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--cpu-dry-run", action="store_true")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available() and not args.cpu_dry_run:
+        print("gpu_check: no CUDA device (use --cpu-dry-run to test the script)",
+              file=sys.stderr)
+        return 2
+    device = "cpu" if args.cpu_dry_run else "cuda"
+    repeats = 5 if args.cpu_dry_run else args.repeats
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "dry_run": args.cpu_dry_run,
+        "host": platform.node(), "torch": str(torch.__version__),
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "results": {}, "parity": {}, "notes": []}
+    model_path = resolve_model(args.model)
+    ref_model, _ = load_model(model_path, device="cpu")
+    frame = render_spheres_on_plane(640, 480, n_spheres=6, seed=3)
+    ref = gpu_pipeline(ref_model, frame.rgb, frame.k, "cpu", torch.float32)
+    _torch_variants(report, model_path, frame, ref, device, repeats, sync)
     try:
         import onnxruntime as ort
 
@@ -141,50 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ok, why = tensorrt_available()
     report["tensorrt"] = why
     if ok:
-        from vision_banana_ros.pipeline import Pipeline
-        from vision_banana_ros.runtime.calibration import calibration_images, shard_rgb
-        from vision_banana_ros.runtime.select import onnx_for
-        from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
-        from vision_banana_ros.synthetic.render import render_dataset
-
-        calib_dir = Path(tempfile.mkdtemp(prefix="vb_calib_")) / "shards"
-        render_dataset(calib_dir, scenes=32, views=4, seed=7, workers=8, progress=False,
-                       config=_render_config())
-        cfg = ref_model.config
-        calib = calibration_images(shard_rgb(calib_dir), cfg.input_width, cfg.input_height, 128)
-        for precision in ("fp16", "int8"):
-            b = TensorRTBackend(onnx_for(model_path), precision=precision, max_tasks=4,
-                                calibration=calib if precision == "int8" else None)
-            pipe = Pipeline(b, b.config, "depth,instances,semantic")
-            out = pipe(frame.rgb, frame.k)
-            times = _time(lambda p=pipe: p(frame.rgb, frame.k), sync, repeats)
-            report["results"][f"tensorrt {precision}"] = {
-                "end_to_end_640x480_cpu_decode": _percentiles(times)}
-            report["parity"][f"tensorrt {precision}"] = {
-                "depth_delta1_vs_fp32_cpu": depth_metrics(out.depth, ref["depth"]).delta1,
-                "instances_f_vs_fp32_cpu": instance_metrics(
-                    out.instances.astype(np.int64), ref["instances"].astype(np.int64)).f_measure,
-                "semantic_agreement": float(np.mean(out.semantic == ref["semantic"]))}
-            b.close()
-    if args.train_seconds > 0:
-        from vision_banana_ros.synthetic.render import render_dataset
-        from vision_banana_ros.training.train import TrainConfig, train
-
-        tmp = Path(tempfile.mkdtemp(prefix="vb_gpu_train_"))
-        t0 = time.perf_counter()
-        render_dataset(tmp / "train", scenes=200 if not args.cpu_dry_run else 2, views=4,
-                       seed=100, workers=8 if not args.cpu_dry_run else 1, progress=False,
-                       config=_render_config())
-        render_dataset(tmp / "val", scenes=10 if not args.cpu_dry_run else 1, views=4, seed=101,
-                       workers=4 if not args.cpu_dry_run else 1, progress=False,
-                       config=_render_config())
-        cfg = TrainConfig(data=str(tmp / "train"), val_data=str(tmp / "val"),
-                          out=str(args.out.parent / "gpu_run"), device=device,
-                          steps=100000, time_limit_s=args.train_seconds, batch_size=32,
-                          eval_every=10**9, eval_frames=40, threads=8)
-        metrics = train(cfg, progress=False, command="gpu_check")
-        report["training"] = {"render_s": time.perf_counter() - t0 - args.train_seconds,
-                              "seconds": args.train_seconds, "metrics": metrics}
+        _tensorrt(report, model_path, ref_model.config, frame, ref, repeats, sync)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["results"], indent=1))

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vision_banana_ros.bench import BenchResult, register
+from vision_banana_ros.bench.harness import BenchResult, register
 
 
 @register("node_load")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_banana_ros.bench import BenchResult, compare, register
+from vision_banana_ros.bench.harness import BenchResult, compare, register
 
 
 class RecordedPaintings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from vision_banana_ros.bench import BenchResult, compare, register
+from vision_banana_ros.bench.harness import BenchResult, compare, register
 
 
 @register("synthetic")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vision_banana_ros.bags.reader import BagError, detect_topics, iter_raw, open_reader
+from vision_banana_ros.codecs import TASKS
 from vision_banana_ros.evaluation.chamfer import no_wait, object_chamfer
 from vision_banana_ros.evaluation.config import DEPTH_RANGES, EvalConfig
 from vision_banana_ros.evaluation.finisher import Finisher
@@ -38,8 +39,8 @@ from vision_banana_ros.sync import StampMatcher, stamp_ns
 
 #: No size limit on recorded frames (the node's max_input_pixels guards a live robot).
 _ANY_SIZE = 1 << 40
-#: Ground-truth roles and how their images are read.
-_GT_ROLES = ("depth", "instances", "semantic")
+#: Ground-truth roles: those of the task table.
+_GT_ROLES = tuple(s.ground_truth for s in TASKS.values() if s.ground_truth)
 
 
 @dataclass

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision_banana_ros.codecs import decode_depth_torch, decode_normals_torch
-from vision_banana_ros.codecs.semantic import decode_semantic_torch
+from vision_banana_ros.codecs import TASKS
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.model.network import VisionBananaNet
 from vision_banana_ros.model.onnx_meta import (  # noqa: F401  (re-exported)
@@ -56,19 +55,17 @@ class DecodedGraph(nn.Module):
         f_c = self.model.config.canonical_focal_px
         scale = torch.where(fx > 0, fx / f_c, torch.ones_like(fx))
         for i, name in enumerate(self.tasks):
-            p = paint[:, i]
-            if name == "depth":
-                outs.append(decode_depth_torch(p) * scale[:, None, None])
-            elif name == "semantic":
-                outs.append(decode_semantic_torch(p))
-            elif name == "normals":
-                outs.append(decode_normals_torch(p))
+            spec = TASKS[name]
+            if spec.decode_torch is None:
+                continue  # instance clustering is not a tensor program
+            decoded = spec.decode_torch(paint[:, i])
+            outs.append(decoded * scale[:, None, None] if spec.metric else decoded)
         return tuple(outs)
 
 
 def decoded_output_names(tasks: tuple[str, ...]) -> list[str]:
     """Output names of a decoded graph for ``tasks`` (instances have no in-graph decoder)."""
-    return ["paintings"] + [t for t in tasks if t in ("depth", "semantic", "normals")]
+    return ["paintings"] + [t for t in tasks if TASKS[t].decode_torch is not None]
 
 
 def export_onnx(model: VisionBananaNet, path: Path, *, decode_in_graph: bool = False,

@@ -40,6 +40,28 @@ def shard_rgb(folder: Path) -> Iterator[np.ndarray]:
         yield frame.rgb
 
 
+def bag_rgb(bag: Path) -> Iterator[np.ndarray]:
+    """Colour frames of a recorded bag (raw or compressed; the detected colour topic)."""
+    from vision_banana_ros.bags.reader import BagError, detect_topics, iter_raw, open_reader
+    from vision_banana_ros.intake import colour_image
+
+    reader = open_reader(bag)
+    try:
+        topics = detect_topics({c.topic: c.msgtype for c in reader.connections})
+        if topics.image is None:
+            raise BagError(f"bag {bag} has no colour image topic for calibration")
+        for _, _, raw, mtype in iter_raw(reader, [topics.image]):
+            yield colour_image(reader.deserialize(raw, mtype), 1 << 40)
+    finally:
+        reader.close()
+
+
+def frame_source(path: Path) -> Iterator[np.ndarray]:
+    """Colour frames of a shard folder (has ``index.json``) or of a bag."""
+    path = Path(path)
+    return shard_rgb(path) if (path / "index.json").is_file() else bag_rgb(path)
+
+
 def interleave(*sources: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """Round-robin over several frame sources (synthetic and real mixed evenly)."""
     iterators = [iter(s) for s in sources]

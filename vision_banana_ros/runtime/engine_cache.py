@@ -25,6 +25,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """The runtime cache folder: exported ONNX files (``onnx/``) and TensorRT engines
+    (``engines/``, timing cache, calibration caches); ``$VISION_BANANA_CACHE`` or
+    ``~/.cache/vision_banana_ros``."""
+    root = os.environ.get("VISION_BANANA_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "vision_banana_ros"
+
+
 @dataclass(frozen=True)
 class EngineKey:
     """Everything an engine depends on."""

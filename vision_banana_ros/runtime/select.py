@@ -11,23 +11,17 @@ ONNX export a checkpoint once into a cache keyed by the checkpoint's sha256
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vision_banana_ros.runtime.base import Backend, BackendError
+from vision_banana_ros.runtime.engine_cache import cache_dir
 
 LOG = logging.getLogger("vision_banana_ros.runtime")
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
-
-
-def cache_dir() -> Path:
-    """Folder for exported ONNX files and TensorRT engines."""
-    root = os.environ.get("VISION_BANANA_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "vision_banana_ros"
 
 
 def resolve_model(path: str | Path | None) -> Path:
@@ -114,7 +108,8 @@ def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
             raise BackendError(TENSORRT_HINT if "not installed" in why else why)
         from vision_banana_ros.runtime.tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(onnx_for(model_path), precision=precision, log=say, **options)
+        return TensorRTBackend(onnx_for(model_path), precision=precision, device=device,
+                               log=say, **options)
     if precision == "int8":
         raise BackendError("int8 needs the tensorrt backend")
     dev = "cpu" if device == "auto" else device

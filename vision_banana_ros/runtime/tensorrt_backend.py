@@ -30,7 +30,24 @@ from vision_banana_ros.model.onnx_meta import (
     onnx_metadata,
 )
 from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
-from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey
+from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey, cache_dir
+
+
+def cuda_device(torch: Any, device: str) -> Any:
+    """The torch CUDA device of ``auto``/``cuda`` (the current one) or ``cuda:N``.
+
+    Raises:
+        BackendError: not a CUDA device, or an index this machine does not have.
+    """
+    if device in ("auto", "cuda"):
+        return torch.device("cuda", torch.cuda.current_device())
+    if not device.startswith("cuda:") or not device[5:].isdigit():
+        raise BackendError(f"the tensorrt backend runs on cuda or cuda:N, not {device!r}")
+    index = int(device[5:])
+    if index >= torch.cuda.device_count():
+        raise BackendError(f"device {device} does not exist: {torch.cuda.device_count()} "
+                           "CUDA device(s) visible")
+    return torch.device("cuda", index)
 
 
 def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
@@ -82,6 +99,8 @@ class TensorRTBackend:
         dla_core: DLA core on Jetson (GPU fallback allowed), None for the GPU.
         calibration: (N, 3, H, W) float32 frames for INT8 (see :mod:`.calibration`).
         cache: engine cache folder (default: the runtime cache).
+        device: ``auto``, ``cuda`` (the current device) or ``cuda:N``; the engine, its
+            buffers and its stream live there.
         log: progress messages (engine builds take minutes on Jetson).
     """
 
@@ -90,11 +109,9 @@ class TensorRTBackend:
     def __init__(self, onnx_path: Path, *, precision: str = "fp16", max_batch: int = 1,
                  max_tasks: int = 4, workspace_mb: int = 2048, dla_core: int | None = None,
                  calibration: np.ndarray | None = None, cache: Path | None = None,
-                 log: Callable[[str], Any] = print) -> None:
+                 device: str = "auto", log: Callable[[str], Any] = print) -> None:
         import tensorrt as trt
         import torch
-
-        from vision_banana_ros.runtime.select import cache_dir
 
         if precision not in ("fp32", "fp16", "int8"):
             raise BackendError(f"tensorrt precision must be fp32, fp16 or int8, got {precision}")
@@ -106,9 +123,10 @@ class TensorRTBackend:
             raise BackendError(f"ONNX file {onnx_path} is not a plain vision_banana_ros graph")
         self.trt, self.torch, self.log = trt, torch, log
         self.config = ModelConfig.from_dict(json.loads(meta[META_CONFIG]))
-        self.device, self.precision = "cuda", precision
+        self.cuda = cuda_device(torch, device)
+        self.device, self.precision = str(self.cuda), precision
         self.logger = trt.Logger(trt.Logger.WARNING)
-        props = torch.cuda.get_device_properties(0)
+        props = torch.cuda.get_device_properties(self.cuda)
         from vision_banana_ros.runtime.calibration import digest
 
         self.key = EngineKey(
@@ -119,6 +137,18 @@ class TensorRTBackend:
             input_width=self.config.input_width, dla_core=dla_core,
             calibration_sha256=digest(calibration) if calibration is not None else None)
         self.cache = EngineCache(cache or cache_dir())
+        with torch.cuda.device(self.cuda):  # TensorRT works on the current CUDA device
+            self._load(onnx_path, precision, max_batch, max_tasks, workspace_mb, dla_core,
+                       calibration, props.name)
+        self._buffers: dict[tuple[int, int], dict[str, Any]] = {}
+        self.max_batch, self.max_tasks = max_batch, max_tasks
+
+    def _load(self, onnx_path: Path, precision: str, max_batch: int, max_tasks: int,
+              workspace_mb: int, dla_core: int | None, calibration: np.ndarray | None,
+              gpu_name: str) -> None:
+        """The cached engine for this key, or a new one built and cached; its context and
+        stream."""
+        trt, torch, log = self.trt, self.torch, self.log
         found = self.cache.lookup(self.key)
         engine = None
         runtime = trt.Runtime(self.logger)
@@ -128,7 +158,7 @@ class TensorRTBackend:
                 log(f"cached engine {found.path} failed to deserialize; rebuilding")
         else:
             log(f"TensorRT engine: {found.reason}; building {precision} engine for "
-                f"{props.name} (this takes minutes on Jetson)")
+                f"{gpu_name} (this takes minutes on Jetson)")
         if engine is None:
             data = self._build(Path(onnx_path), precision, max_batch, max_tasks, workspace_mb,
                                dla_core, calibration)
@@ -140,9 +170,7 @@ class TensorRTBackend:
         self.engine_path = found.path
         self.engine = engine
         self.context = engine.create_execution_context()
-        self.stream = torch.cuda.Stream()
-        self._buffers: dict[tuple[int, int], dict[str, Any]] = {}
-        self.max_batch, self.max_tasks = max_batch, max_tasks
+        self.stream = torch.cuda.Stream(device=self.cuda)
 
     def _build(self, onnx_path: Path, precision: str, max_batch: int, max_tasks: int,
                workspace_mb: int, dla_core: int | None,
@@ -206,23 +234,30 @@ class TensorRTBackend:
         key = (batch, tasks)
         if key not in self._buffers:
             h, w = self.config.input_height, self.config.input_width
+            dev = self.cuda
             bufs = {
-                "image": torch.empty((batch, 3, h, w), dtype=torch.float32, device="cuda"),
-                "task_ids": torch.empty((tasks,), dtype=torch.int64, device="cuda"),
+                "image": torch.empty((batch, 3, h, w), dtype=torch.float32, device=dev),
+                "task_ids": torch.empty((tasks,), dtype=torch.int64, device=dev),
                 "paintings": torch.empty((batch, tasks, 3, h, w), dtype=torch.float32,
-                                         device="cuda"),
+                                         device=dev),
             }
             self._buffers[key] = bufs
         return self._buffers[key]
 
     def run_tensor(self, images: Any, task_ids: Any) -> Any:
-        """CUDA tensors in, CUDA tensor out, asynchronous on this backend's stream."""
+        """CUDA tensors in, CUDA tensor out, asynchronous on this backend's stream.
+
+        The inputs may have been written on another stream (the caller's current one): this
+        backend's stream waits for that stream before it copies them, so the engine never reads
+        half-copied inputs.
+        """
         b, t = int(images.shape[0]), int(task_ids.shape[0])
         if b > self.max_batch or t > self.max_tasks:
             raise BackendError(f"engine profile allows batch <= {self.max_batch} and tasks <= "
                                f"{self.max_tasks}, got {b} and {t}")
         bufs = self._bind(b, t)
         stream = self.stream
+        stream.wait_stream(self.torch.cuda.current_stream(self.cuda))
         with self.torch.cuda.stream(stream):
             bufs["image"].copy_(images, non_blocking=True)
             bufs["task_ids"].copy_(task_ids, non_blocking=True)
@@ -238,10 +273,12 @@ class TensorRTBackend:
         check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
                      len(self.config.tasks))
         torch = self.torch
-        out = self.run_tensor(torch.from_numpy(images).pin_memory().cuda(non_blocking=True),
-                              torch.from_numpy(task_ids.astype(np.int64)).cuda())
-        self.stream.synchronize()
-        return out.cpu().numpy()
+        with torch.cuda.stream(self.stream):  # uploads on the engine's stream, in order
+            dev_images = torch.from_numpy(images).pin_memory().to(self.cuda, non_blocking=True)
+            dev_ids = torch.from_numpy(task_ids.astype(np.int64)).to(self.cuda)
+            out = self.run_tensor(dev_images, dev_ids)
+            host = out.to("cpu", non_blocking=False)
+        return host.numpy()
 
     def close(self) -> None:
         self._buffers.clear()

@@ -96,7 +96,6 @@ class Scene:
     body_instance: dict[int, int]  # pybullet body id -> instance id (>= 1)
     body_semantic: dict[int, int]  # pybullet body id -> semantic id
     support_height_m: float        # world z of the support surface's top
-    support_centre: np.ndarray     # world xy of the support surface's centre
     support_half_extent: np.ndarray  # half sizes (x, y) of the support top, metres
     meta: dict = field(default_factory=dict)
 
@@ -267,7 +266,7 @@ class SceneBuilder:
             p.stepSimulation(physicsClientId=self.client)
         return Scene(client=self.client, body_instance=body_instance,
                      body_semantic=body_semantic, support_height_m=height,
-                     support_centre=np.zeros(2), support_half_extent=half,
+                     support_half_extent=half,
                      meta={"on_floor": on_floor, "objects": n_objects, "clutter": clutter})
 
     # -- views ----------------------------------------------------------------------------

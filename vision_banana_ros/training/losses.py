@@ -1,9 +1,13 @@
 """Training losses: painting space (the paper's) plus decoded-space terms.
 
-All take channels-first paintings (B, 3, H, W) in [0, 1] and return scalar tensors.
+One function per task, named in the task table (:attr:`~vision_banana_ros.codecs.tasks.
+TaskSpec.loss`): each takes channels-first paintings (B, 3, H, W) in [0, 1] and the task's
+target, and returns named scalar terms that the config's ``loss_weights`` weigh.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -66,6 +70,18 @@ def normals_losses(pred: torch.Tensor, normals: torch.Tensor) -> dict[str, torch
     n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-6)
     cos = (n * safe).sum(1)
     return {"normals_paint": paint, "normals_decoded": _masked_mean(1.0 - cos, mask)}
+
+
+def instance_losses(pred: torch.Tensor, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The discriminative instance loss as the named term ``instances``."""
+    return {"instances": instance_loss(pred, ids)}
+
+
+def task_loss(name: str) -> Callable[..., dict[str, torch.Tensor]]:
+    """The loss function of a task, as the task table names it."""
+    from vision_banana_ros.codecs import TASKS
+
+    return globals()[TASKS[name].loss]
 
 
 def instance_loss(pred: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

@@ -129,134 +129,155 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
     return result
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, command: str = "",
-          progress: bool = True) -> dict[str, Any]:
-    """Run training; returns the final metrics."""
-    import torch
+def batch_losses(model: Any, batch: dict[str, Any], task_ids: Any,
+                 tasks: tuple[str, ...]) -> dict[str, Any]:
+    """Named loss terms of one batch of torch tensors: each task's loss (the task table's
+    :attr:`~vision_banana_ros.codecs.tasks.TaskSpec.loss`) on its painting and target."""
+    from vision_banana_ros.codecs import TASKS
+    from vision_banana_ros.training.losses import task_loss
 
-    from vision_banana_ros.model import ModelConfig, build_model, load_model, save_checkpoint
-    from vision_banana_ros.model.checkpoint import read_checkpoint
-    from vision_banana_ros.runtime.threads import limit_blas_threads
-    from vision_banana_ros.synthetic.shards import read_index
-    from vision_banana_ros.training.data import evaluation_samples, training_batches
-    from vision_banana_ros.training.losses import (
-        depth_losses,
-        instance_loss,
-        normals_losses,
-        semantic_losses,
-    )
-    from vision_banana_ros.training.teacher import make_teacher
+    paint = model(batch["image"], task_ids).float()  # (B, T, 3, H, W)
+    parts: dict[str, Any] = {}
+    for i, name in enumerate(tasks):
+        parts.update(task_loss(name)(paint[:, i], batch[TASKS[name].target]))
+    return parts
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    read_index(Path(cfg.data))  # fail early and clearly on a bad data folder
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    limit_blas_threads(1)  # numpy's OpenBLAS workers spin between the data steps (7 % a step)
-    device = _device(cfg.device)
-    use_amp = cfg.amp and device.startswith("cuda")
 
-    model_cfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
-    step, elapsed_before, history = 0, 0.0, []
-    last = out / "last.pt"
-    if resume and last.exists():
-        model, doc = load_model(last, device=device)
-        step = int(doc["train"]["step"])
-        elapsed_before = float(doc["train"].get("elapsed_s", 0.0))
-        history = list(doc["metrics"].get("history", []))
-    else:
-        model = build_model(model_cfg).to(device)
+class _Run:
+    """One training run: model, optimiser, data and bookkeeping (set up, stepped, saved)."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool, command: str) -> None:
+        import torch
+
+        from vision_banana_ros.model import ModelConfig, build_model, load_model
+        from vision_banana_ros.model.checkpoint import read_checkpoint
+        from vision_banana_ros.runtime.threads import limit_blas_threads
+        from vision_banana_ros.synthetic.shards import read_index
+        from vision_banana_ros.training.data import evaluation_samples, training_batches
+        from vision_banana_ros.training.teacher import make_teacher
+
+        self.cfg, self.command, self.torch = cfg, command, torch
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.data_frames = read_index(Path(cfg.data))["frames"]  # fails early on bad data
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        limit_blas_threads(1)  # numpy's OpenBLAS workers spin between the data steps
+        self.device = _device(cfg.device)
+        self.use_amp = cfg.amp and self.device.startswith("cuda")
+        self.step, self.elapsed_before, self.history = 0, 0.0, []
+        last = self.out / "last.pt"
         doc = None
-    model.train()
-    tasks = model.config.tasks
-    task_ids = model.task_ids(tasks).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if doc is not None and "optimizer" in doc:
-        optimizer.load_state_dict(read_checkpoint(last)["optimizer"])
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        if resume and last.exists():
+            self.model, doc = load_model(last, device=self.device)
+            self.step = int(doc["train"]["step"])
+            self.elapsed_before = float(doc["train"].get("elapsed_s", 0.0))
+            self.history = list(doc["metrics"].get("history", []))
+        else:
+            model_cfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
+            self.model = build_model(model_cfg).to(self.device)
+        self.model.train()
+        self.tasks = self.model.config.tasks
+        self.task_ids = self.model.task_ids(self.tasks).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        if doc is not None:
+            saved = read_checkpoint(last).get("optimizer")
+            if saved is not None:
+                self.optimizer.load_state_dict(saved)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        mc = self.model.config
+        self.batches = training_batches(Path(cfg.data), cfg.batch_size, mc.input_width,
+                                        mc.input_height, mc.canonical_focal_px,
+                                        seed=cfg.seed + self.step)
+        self.val = (evaluation_samples(Path(cfg.val_data), mc.input_width, mc.input_height,
+                                       mc.canonical_focal_px, cfg.eval_frames)
+                    if cfg.val_data else [])
+        self.teacher = make_teacher(cfg.teacher, mc.canonical_focal_px)
+        self.start = time.perf_counter()
 
-    def lr_at(s: int) -> float:
+    def lr_at(self, s: int) -> float:
+        """Linear warm-up, then cosine decay to 5 % of the peak."""
+        cfg = self.cfg
         if s < cfg.warmup_steps:
             return cfg.lr * (s + 1) / cfg.warmup_steps
         frac = (s - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
-    mc = model.config
-    batches = training_batches(Path(cfg.data), cfg.batch_size, mc.input_width, mc.input_height,
-                               mc.canonical_focal_px, seed=cfg.seed + step)
-    val = (evaluation_samples(Path(cfg.val_data), mc.input_width, mc.input_height,
-                              mc.canonical_focal_px, cfg.eval_frames)
-           if cfg.val_data else [])
-    teacher = make_teacher(cfg.teacher, mc.canonical_focal_px)
-    weights = cfg.loss_weights
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step; returns the loss terms and the total."""
+        torch, cfg = self.torch, self.cfg
+        batch = self.teacher(next(self.batches))
+        t = {k: torch.from_numpy(np.asarray(v)).to(self.device) for k, v in batch.items()}
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        with torch.autocast("cuda", enabled=self.use_amp):
+            parts = batch_losses(self.model, t, self.task_ids, self.tasks)
+        loss = sum(cfg.loss_weights.get(k, 0.0) * v for k, v in parts.items())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        terms = {"loss": float(loss.item()), **{k: float(v.item()) for k, v in parts.items()}}
+        self.history.append({"step": self.step, **terms})
+        return terms
 
-    def checkpoint(path: Path, metrics: dict[str, Any], with_optimizer: bool) -> None:
-        train_info = {"config": asdict(cfg), "command": command, "step": step,
-                      "elapsed_s": elapsed_before + time.perf_counter() - start,
-                      "device": device, "torch": str(torch.__version__), "teacher": teacher.name,
-                      "data": str(cfg.data), "data_frames": read_index(Path(cfg.data))["frames"]}
-        save_checkpoint(path, model, train=train_info, metrics={**metrics, "history": history},
-                        optimizer=optimizer.state_dict() if with_optimizer else None)
+    def evaluate(self) -> dict[str, Any]:
+        """Held-out metrics now (appended to ``metrics.jsonl``)."""
+        self.model.eval()
+        metrics = evaluate(self.model, self.val, self.tasks) if self.val else {}
+        self.model.train()
+        metrics["step"] = self.step
+        with (self.out / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        return metrics
 
-    start = time.perf_counter()
+    def save(self, path: Path, metrics: dict[str, Any], with_optimizer: bool) -> None:
+        """A complete checkpoint (config, command, data, compute, metrics, history)."""
+        from vision_banana_ros.model import save_checkpoint
+
+        cfg = self.cfg
+        info = {"config": asdict(cfg), "command": self.command, "step": self.step,
+                "elapsed_s": self.elapsed_before + time.perf_counter() - self.start,
+                "device": self.device, "torch": str(self.torch.__version__),
+                "teacher": self.teacher.name, "data": str(cfg.data),
+                "data_frames": self.data_frames}
+        save_checkpoint(path, self.model, train=info,
+                        metrics={**metrics, "history": self.history},
+                        optimizer=self.optimizer.state_dict() if with_optimizer else None)
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, command: str = "",
+          progress: bool = True) -> dict[str, Any]:
+    """Run training (``--resume`` continues ``OUT/last.pt``); returns the final metrics."""
+    run = _Run(cfg, resume, command)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", file=sys.stderr)
+        bar = tqdm(total=cfg.steps, initial=run.step, desc="train", file=sys.stderr)
     metrics: dict[str, Any] = {}
-    while step < cfg.steps:
-        if cfg.time_limit_s and time.perf_counter() - start > cfg.time_limit_s:
+    while run.step < cfg.steps:
+        if cfg.time_limit_s and time.perf_counter() - run.start > cfg.time_limit_s:
             break
-        batch = teacher(next(batches))
-        t = {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in batch.items()}
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        with torch.autocast("cuda", enabled=use_amp):
-            paint = model(t["image"], task_ids)  # (B, T, 3, H, W)
-        paint = paint.float()
-        parts: dict[str, torch.Tensor] = {}
-        for i, name in enumerate(tasks):
-            p = paint[:, i]
-            if name == "depth":
-                parts.update(depth_losses(p, t["depth_canonical"]))
-            elif name == "semantic":
-                parts.update(semantic_losses(p, t["semantic"]))
-            elif name == "normals":
-                parts.update(normals_losses(p, t["normals"]))
-            elif name == "instances":
-                parts["instances"] = instance_loss(p, t["instances"])
-        loss = sum(weights.get(k, 0.0) * v for k, v in parts.items())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        step += 1
+        terms = run.train_step()
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{v.item():.3f}" for k, v in parts.items()} | {
-                "loss": f"{loss.item():.3f}"})
-        history.append({"step": step, "loss": float(loss.item()),
-                        **{k: float(v.item()) for k, v in parts.items()}})
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            model.eval()
-            metrics = evaluate(model, val, tasks) if val else {}
-            model.train()
-            metrics["step"] = step
-            with (out / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
+        if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+            metrics = run.evaluate()
             if bar is not None:
-                bar.write(f"step {step}: " + ", ".join(
+                bar.write(f"step {run.step}: " + ", ".join(
                     f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
-            checkpoint(last, metrics, with_optimizer=True)
+            run.save(run.out / "last.pt", metrics, with_optimizer=True)
     if bar is not None:
         bar.close()
-    model.eval()
-    if val and metrics.get("step") != step:
-        metrics = evaluate(model, val, tasks)
-        metrics["step"] = step
-    checkpoint(last, metrics, with_optimizer=True)
-    checkpoint(out / "model.pt", metrics, with_optimizer=False)
+    run.model.eval()
+    if run.val and metrics.get("step") != run.step:
+        metrics = run.evaluate()
+    run.save(run.out / "last.pt", metrics, with_optimizer=True)
+    run.save(run.out / "model.pt", metrics, with_optimizer=False)
     return metrics
