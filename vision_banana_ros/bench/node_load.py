@@ -21,6 +21,7 @@ def bench_node_load(quick: bool) -> list[BenchResult]:
     import psutil
 
     from vision_banana_ros.ros.replay import load_record
+    from vision_banana_ros.ros.tools import NodeProcess, node_command
     from vision_banana_ros.synthetic.render import render_dataset, shards_to_bag
     from vision_banana_ros.synthetic.scene import SceneConfig
 
@@ -33,18 +34,14 @@ def bench_node_load(quick: bool) -> list[BenchResult]:
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(101, 200) % 100 + 1),
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     root = Path(__file__).resolve().parents[2]
-    node = subprocess.Popen(
-        [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args", "--params-file",
-         str(root / "config" / "vision_banana.yaml"), "-r", "image:=/camera/color/image_raw",
-         "-r", "camera_info:=/camera/color/camera_info", "-p", "qos_input_reliability:=reliable",
-         "-p", "backend:=onnxruntime"], env=env, stdout=(tmp / "node.log").open("w"),
-        stderr=subprocess.STDOUT)
+    node = NodeProcess(node_command("/camera/color/image_raw", "sensor_msgs/msg/Image",
+                                    "/camera/color/camera_info",
+                                    {"qos_input_reliability": "reliable",
+                                     "backend": "onnxruntime"},
+                                    params_file=root / "config" / "vision_banana.yaml"),
+                       tmp / "node.log", env)
     try:
-        deadline = time.monotonic() + 60
-        while "active: processing" not in (tmp / "node.log").read_text():
-            if time.monotonic() > deadline or node.poll() is not None:
-                raise RuntimeError(f"node did not start: {(tmp / 'node.log').read_text()}")
-            time.sleep(0.2)
+        node.wait_log("active: processing", 60)
         recorder = subprocess.Popen(
             [sys.executable, "-m", "vision_banana_ros.ros.replay", "record", "--out",
              str(tmp / "rec.npz"), "--frames", "1000000", "--timeout", str(seconds + 8),
@@ -55,7 +52,7 @@ def bench_node_load(quick: bool) -> list[BenchResult]:
             [sys.executable, "-m", "vision_banana_ros.ros.replay", "play", str(tmp / "bag"),
              "--rate", str(rate), "--loops", str(loops)], env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT)
-        proc = psutil.Process(node.pid)
+        proc = psutil.Process(node.proc.pid)
         rss: list[tuple[float, int]] = []
         start = time.monotonic()
         while player.poll() is None and time.monotonic() - start < seconds + 30:
@@ -63,11 +60,7 @@ def bench_node_load(quick: bool) -> list[BenchResult]:
             time.sleep(1.0)
         recorder.wait(60)
     finally:
-        node.send_signal(2)
-        try:
-            node.wait(10)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        node.stop()
 
     meta, _ = load_record(tmp / "rec.npz")
     diag = [d for d in meta["diagnostics"] if d["name"].startswith("vision_banana")]

@@ -54,6 +54,19 @@ class NodeProcess:
         self._log = log.open("w")
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
+    def wait_log(self, needle: str, timeout: float = 120.0) -> None:
+        """Wait until the node's log holds ``needle`` (no ROS client needed).
+
+        Raises:
+            VisionBananaError: the process exited, or the text did not come in time.
+        """
+        end = time.monotonic() + timeout
+        while needle not in self.log_path.read_text():
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise VisionBananaError(f"the node did not log {needle!r}: "
+                                        f"{self.log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+
     def wait_active(self, client: Node, node_name: str = "/vision_banana",
                     timeout: float = 120.0) -> None:
         """Ask ``node_name``/get_state through ``client`` until it answers ``active``.
