@@ -73,7 +73,8 @@ def start_node(tmp: Path, domain: int, params: dict[str, Any] | None = None,
     args = [sys.executable, "-m", "vision_banana_ros.ros.node", "--ros-args",
             "--params-file", str(PARAMS), "-r", "image:=/camera/color/image_raw",
             "-r", "image/compressed:=/camera/color/image_raw/compressed",
-            "-r", "camera_info:=/camera/color/camera_info"]
+            "-r", "camera_info:=/camera/color/camera_info",
+            "-r", "depth/image:=/camera/aligned_depth_to_color/image_raw"]
     for k, v in (params or {}).items():
         value = ("true" if v else "false") if isinstance(v, bool) else v
         args += ["-p", f"{k}:={value}"]

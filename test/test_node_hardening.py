@@ -171,7 +171,7 @@ def test_live_parameters_change_while_frames_stream(tiny_model, tmp_path):
                                          "diagnostics_period_s": 0.2})
     cam = _Camera(domain)
     new_values = {"camera_info_tolerance_ms": 20.0, "camera_info_fallback_latest": False,
-                  "camera_info_wait_ms": 2000.0, "require_camera_info": True,
+                  "pairing_wait_ms": 2000.0, "require_camera_info": True,
                   "depth_min_m": 0.1, "depth_max_m": 8.0, "publish_points": False,
                   "points_organized": False, "points_stride": 2, "points_voxel_m": 0.01,
                   "points_outlier_neighbours": 8, "publish_objects": False,
@@ -179,12 +179,15 @@ def test_live_parameters_change_while_frames_stream(tiny_model, tmp_path):
                   "objects_outlier_neighbours": 4, "objects_min_points": 10,
                   "publish_overlay": False, "publish_task_images": True,
                   "max_input_pixels": 1_000_000, "max_rate_hz": 50.0,
-                  "log_throttle_s": 1.0, "diagnostics_window_s": 2.0}
+                  "log_throttle_s": 1.0, "diagnostics_window_s": 2.0,
+                  "depth_tolerance_ms": 30.0, "depth_fill": "all", "depth_consistency": 0.3}
     live = {p.name for p in node_config.PARAMS if p.live}
     assert set(new_values) == live  # every live parameter
 
     def param(name: str, v: object) -> Parameter:
-        if isinstance(v, bool):
+        if isinstance(v, str):
+            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=v)
+        elif isinstance(v, bool):
             pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)
         elif isinstance(v, int):
             pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)

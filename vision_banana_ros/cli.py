@@ -41,13 +41,47 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_python() -> Path | None:
+    """The interpreter of the render environment (``$VISION_BANANA_RENDER_PYTHON`` or the
+    repository's ``.venv-render``), when it exists."""
+    given = os.environ.get("VISION_BANANA_RENDER_PYTHON")
+    path = Path(given) if given else Path(__file__).resolve().parents[1] / ".venv-render" / \
+        "bin" / "python"
+    return path if path.is_file() else None
+
+
+def _render_elsewhere(argv: list[str]) -> int | None:
+    """Run this render command in the render environment when Blender is not importable here
+    (bpy needs numpy < 2 and lives in a virtual environment of its own); None: render here."""
+    import subprocess
+
+    from vision_banana_ros.synthetic.blender import BLENDER_HINT, blender_available
+
+    if blender_available()[0]:
+        return None
+    python = _render_python()
+    if python is None or Path(sys.prefix).resolve() == python.parent.parent.resolve():
+        raise VisionBananaError(f"{BLENDER_HINT}; `make render-env` creates .venv-render")
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return subprocess.run([str(python), "-m", "vision_banana_ros.cli", *argv], env=env,
+                          check=False).returncode
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
+    if args.renderer == "blender":
+        code = _render_elsewhere(sys.argv[1:])
+        if code is not None:
+            return code
     from vision_banana_ros.synthetic.render import render_dataset, shards_to_bag
     from vision_banana_ros.synthetic.scene import SceneConfig
 
-    if args.width < 8 or args.height < 8:
-        raise VisionBananaError(f"image size {args.width}x{args.height} is too small")
-    config = SceneConfig(resolutions=((args.width, args.height),),
+    sizes = [_size(text) for text in args.size] if args.size else [(args.width, args.height)]
+    for w, h in sizes:
+        if w < 8 or h < 8:
+            raise VisionBananaError(f"image size {w}x{h} is too small")
+    config = SceneConfig(resolutions=tuple(sizes),
                          hfov_deg=(args.hfov_min, args.hfov_max),
                          min_objects=args.min_objects, max_objects=args.max_objects,
                          sensor_effects=args.sensor_effects)
@@ -55,15 +89,25 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise VisionBananaError(f"bag {args.bag} already exists")
     index = render_dataset(args.out, scenes=args.scenes, views=args.views, seed=args.seed,
                            workers=args.workers, config=config, progress=not args.quiet,
-                           command="vision-banana " + " ".join(sys.argv[1:]))
+                           command="vision-banana " + " ".join(sys.argv[1:]),
+                           renderer=args.renderer, samples=args.samples)
     fps = index["frames"] / index["elapsed_s"]
+    shown = ", ".join(f"{w}x{h}" for w, h in sizes)
     print(f"rendered {index['frames']} frames ({args.scenes} scenes x {args.views} views, "
-          f"{args.width}x{args.height}) into {args.out} in {index['elapsed_s']:.1f} s "
+          f"{shown}) into {args.out} in {index['elapsed_s']:.1f} s "
           f"({fps:.1f} frames/s, {args.workers} workers)")
     if args.bag is not None:
         n = shards_to_bag(args.out, args.bag, storage=args.storage)
         print(f"wrote {n} frames to bag {args.bag} ({args.storage})")
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> (256, 192); anything else raises naming it."""
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit():
+        raise VisionBananaError(f"--size takes WIDTHxHEIGHT (for example 256x192), got {text!r}")
+    return int(w), int(h)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -154,6 +198,8 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.hide_depth < 1.0:
+        raise VisionBananaError(f"--hide-depth takes a fraction in [0, 1), got {args.hide_depth}")
     from vision_banana_ros.evaluation.bag_eval import Evaluation
     from vision_banana_ros.evaluation.config import EvalConfig, parse_thresholds
 
@@ -162,6 +208,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                      instances_topic=args.instances_topic, semantic_topic=args.semantic_topic,
                      pred_depth_topic=args.pred_depth_topic,
                      pred_instances_topic=args.pred_instances_topic,
+                     sensor_depth_topic=args.sensor_depth_topic,
+                     transparent_topic=args.transparent_topic, depth_input=args.depth_input,
+                     hide_depth=args.hide_depth, depth_fill=args.depth_fill,
+                     depth_consistency=args.depth_consistency,
                      model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, threads=args.threads, tasks=args.tasks,
                      max_frames=args.max_frames, write_bag=not args.no_bag,
@@ -220,14 +270,23 @@ def _add_render(sub: Any) -> None:
                         help="camera views per settled scene (default: %(default)s)")
     render.add_argument("--width", type=int, default=320, help="image width (default: 320)")
     render.add_argument("--height", type=int, default=240, help="image height (default: 240)")
-    render.add_argument("--hfov-min", type=float, default=45.0,
-                        help="smallest horizontal field of view, degrees (default: 45)")
-    render.add_argument("--hfov-max", type=float, default=90.0,
-                        help="largest horizontal field of view, degrees (default: 90)")
-    render.add_argument("--min-objects", type=int, default=0)
-    render.add_argument("--max-objects", type=int, default=20)
+    render.add_argument("--size", action="append", metavar="WxH",
+                        help="image size, repeatable: each scene takes one of them (for "
+                             "example 256x192 and 320x180 for 4:3 and 16:9 cameras); "
+                             "overrides --width/--height")
+    render.add_argument("--hfov-min", type=float, default=55.0,
+                        help="smallest horizontal field of view, degrees (default: 55)")
+    render.add_argument("--hfov-max", type=float, default=95.0,
+                        help="largest horizontal field of view, degrees (default: 95)")
+    render.add_argument("--min-objects", type=int, default=1)
+    render.add_argument("--max-objects", type=int, default=14)
     render.add_argument("--sensor-effects", type=float, default=1.0,
                         help="strength of noise/blur/JPEG/colour jitter, 0 = off (default: 1)")
+    render.add_argument("--renderer", choices=("pybullet", "blender"), default="pybullet",
+                        help="pybullet's TinyRenderer (fast) or Blender's Cycles (photoreal; "
+                             "needs the render environment, `make render-env`)")
+    render.add_argument("--samples", type=int, default=16,
+                        help="Cycles samples per pixel, denoised (default: 16)")
     render.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     render.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                         help="worker processes (default: %(default)s)")
@@ -298,6 +357,20 @@ def _add_eval(sub: Any) -> None:
                     help="score depth predictions recorded in the bag (no model is run)")
     ev.add_argument("--pred-instances-topic",
                     help="score instance predictions recorded in the bag")
+    ev.add_argument("--sensor-depth-topic",
+                    help="the camera's own depth when the bag has ground truth apart from it "
+                         "(detected: a /ground_truth/... depth topic)")
+    ev.add_argument("--transparent-topic", help="mono8 mask of transparent objects")
+    ev.add_argument("--depth-input", choices=("auto", "off"), default="auto",
+                    help="auto: feed the camera's depth to the model when the bag has ground "
+                         "truth apart from it, or with --hide-depth; off: RGB only")
+    ev.add_argument("--hide-depth", type=float, default=0.0, metavar="FRACTION",
+                    help="hide seeded blobs covering FRACTION of the valid camera depth from "
+                         "the input and score the completion on exactly those pixels")
+    ev.add_argument("--depth-fill", choices=("holes", "all", "none"), default="holes",
+                    help="the node's depth_fill with camera depth (default: holes)")
+    ev.add_argument("--depth-consistency", type=float, default=0.15,
+                    help="the node's depth_consistency (default: 0.15)")
     ev.add_argument("--model", help="checkpoint or ONNX (default: the shipped model)")
     ev.add_argument("--backend", default="auto")
     ev.add_argument("--device", default="auto")

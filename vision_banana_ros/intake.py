@@ -84,3 +84,25 @@ def intrinsics(info: Any, width: int, height: int) -> np.ndarray:
                                 "camera_info K")
     except (VisionBananaError, ValueError) as err:
         raise InputProblem("bad_camera_info", f"{err}; skipping the frame") from err
+
+
+def sensor_depth(msg: Any, width: int, height: int) -> np.ndarray:
+    """(H, W) float32 metres of a depth Image aligned to a ``width`` x ``height`` colour image
+    (REP 118: 16UC1 millimetres with 0 invalid, or 32FC1 metres with NaN, inf or <= 0
+    invalid; invalid pixels become NaN).
+
+    Raises:
+        InputProblem: ``bad_depth`` for an encoding other than 16UC1/32FC1 or a broken
+            message; ``depth_mismatch`` when it is not at the colour image's resolution.
+    """
+    from vision_banana_ros.imageconv import depth_to_metres
+
+    try:
+        depth = depth_to_metres(msg)
+    except ImageConversionError as err:
+        raise InputProblem("bad_depth", f"{err}; this frame runs without depth") from err
+    if depth.shape != (height, width):
+        raise InputProblem("depth_mismatch", f"depth is {depth.shape[1]}x{depth.shape[0]} but "
+                           f"the colour image is {width}x{height} (depth must be aligned to "
+                           "colour); this frame runs without depth")
+    return depth

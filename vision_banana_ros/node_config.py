@@ -43,9 +43,22 @@ PARAMS: tuple[Param, ...] = (
           0.0, 10000.0, live=True),
     Param("camera_info_fallback_latest", True,
           "Use the latest camera_info when none matches the image stamp", live=True),
-    Param("camera_info_wait_ms", 1000.0,
-          "Longest wait for the camera_info of exactly the image's stamp before falling back",
+    Param("pairing_wait_ms", 1000.0,
+          "Longest wait for the camera_info and depth of exactly the image's stamp before "
+          "falling back", 0.0, 10000.0, live=True),
+    Param("depth_input", "auto",
+          "Use the camera's depth (topic depth/image, aligned to colour): auto when it comes, "
+          "off, or required (frames without it are skipped)",
+          choices=("auto", "off", "required")),
+    Param("depth_tolerance_ms", 15.0, "Largest stamp difference for a depth image match",
           0.0, 10000.0, live=True),
+    Param("depth_fill", "holes",
+          "Published depth with camera depth: holes (the sensor's where valid and consistent, "
+          "the model's elsewhere), all (model only), none (sensor only)",
+          choices=("holes", "all", "none"), live=True),
+    Param("depth_consistency", 0.15,
+          "Largest relative difference between the sensor's and the model's depth for the "
+          "sensor's to be published (depth_fill holes)", 0.0, 10.0, live=True),
     Param("require_camera_info", True,
           "Skip images until a camera_info arrives (false: run without intrinsics)", live=True),
     Param("depth_min_m", 0.05, "Smallest published depth; closer is NaN", 0.0, 1000.0,

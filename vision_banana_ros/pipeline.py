@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision_banana_ros.codecs import TASKS, parse_tasks
+from vision_banana_ros.depth_input import sensor_planes
 from vision_banana_ros.errors import VisionBananaError
-from vision_banana_ros.geometry import check_intrinsics, scale_intrinsics
+from vision_banana_ros.geometry import check_intrinsics
+from vision_banana_ros.letterbox import PAD_RGB, Letterbox, letterbox
 from vision_banana_ros.memory import reuse_freed_blocks
 from vision_banana_ros.model.config import ModelConfig
 from vision_banana_ros.runtime.base import Backend
@@ -79,18 +81,35 @@ class Pipeline:
         #: scoring thread off the cores while the backend runs.
         self.network_guard: Callable[[], AbstractContextManager] = contextlib.nullcontext
 
-    def preprocess(self, rgb: np.ndarray,
-                   k: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(H, W, 3) uint8 -> ((1, 3, h, w) float32 in [0, 1], K at the network resolution)."""
+    def preprocess(self, rgb: np.ndarray, k: np.ndarray | None,
+                   depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None,
+                                                             np.ndarray | None, Letterbox]:
+        """(H, W, 3) uint8 (and (H, W) metres of the camera's depth) -> ((1, 3, h, w) float32
+        in [0, 1], K at the network resolution, (1, 2, h, w) depth planes or None, and where
+        the frame lies in the network input (aspect kept: :mod:`vision_banana_ros.letterbox`).
+
+        Depth planes are made only for a model with depth input and a depth image.
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
             raise VisionBananaError(f"image must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
         cw, ch = self.config.input_width, self.config.input_height
-        small = resize_rgb(rgb, cw, ch)
+        box = letterbox(w, h, cw, ch)
+        small = box.place(resize_rgb(rgb, box.width, box.height), PAD_RGB)
         x = np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
         x *= np.float32(1.0 / 255.0)
-        k_small = None if k is None else scale_intrinsics(check_intrinsics(k), cw / w, ch / h)
-        return x, k_small
+        k_small = None if k is None else box.k(check_intrinsics(k))
+        planes = None
+        if depth is not None and self.config.depth_input:
+            if depth.shape != (h, w):
+                raise VisionBananaError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the "
+                                        f"image is {w}x{h}")
+            fx = float(k_small[0, 0]) if k_small is not None and self.use_intrinsics else None
+            region = sensor_planes(depth, box.width, box.height, fx,
+                                   self.config.canonical_focal_px)
+            planes = np.ascontiguousarray(box.place(region.transpose(1, 2, 0), 0.0)
+                                          .transpose(2, 0, 1)[None])
+        return x, k_small, planes, box
 
     def depth_scale(self, k_small: np.ndarray | None) -> float:
         """Factor from decoded canonical depth to metres."""
@@ -98,20 +117,21 @@ class Pipeline:
             return 1.0
         return float(k_small[0, 0]) / self.config.canonical_focal_px
 
-    def __call__(self, rgb: np.ndarray, k: np.ndarray | None = None, *,
-                 keep_paintings: bool = False) -> Outputs:
-        """Run every configured task on one frame."""
+    def __call__(self, rgb: np.ndarray, k: np.ndarray | None = None,
+                 depth: np.ndarray | None = None, *, keep_paintings: bool = False) -> Outputs:
+        """Run every configured task on one frame (``depth``: the camera's, (H, W) metres,
+        NaN invalid, aligned to ``rgb``; used by models with depth input)."""
         t0 = time.perf_counter()
-        x, k_small = self.preprocess(rgb, k)
+        x, k_small, planes, box = self.preprocess(rgb, k, depth)
         t1 = time.perf_counter()
         with self.network_guard():
-            paint = self.backend.run(x, self.task_ids)[0]  # (T, 3, h, w)
+            paint = self.backend.run(x, self.task_ids, planes)[0]  # (T, 3, h, w)
         t2 = time.perf_counter()
         h, w = rgb.shape[:2]
         out = Outputs()
         scale = np.float32(self.depth_scale(k_small))
         for i, name in enumerate(self.tasks):
-            p = np.ascontiguousarray(paint[i].transpose(1, 2, 0))
+            p = np.ascontiguousarray(box.crop(paint[i].transpose(1, 2, 0)))
             if keep_paintings:
                 out.paintings[name] = resize_rgb(np.rint(np.clip(p, 0, 1) * 255.0)
                                                  .astype(np.uint8), w, h)

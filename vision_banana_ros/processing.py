@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from vision_banana_ros.codecs import instance_palette
+from vision_banana_ros.fusion import SOURCE_NONE, fuse_depth
 from vision_banana_ros.geometry.objects import (
     ObjectGeometry,
     Plane,
@@ -77,15 +78,28 @@ class FrameProcessor:
         self.options = dict(options)
         self.rays = RayCache()
 
-    def __call__(self, rgb: np.ndarray, k: np.ndarray | None) -> FrameResult:
+    def __call__(self, rgb: np.ndarray, k: np.ndarray | None,
+                 depth: np.ndarray | None = None) -> FrameResult:
+        """One frame: ``depth`` is the camera's, (H, W) float32 metres aligned to ``rgb``
+        (NaN invalid), or None (RGB only). With depth input on (option ``depth_input`` not
+        ``off``), the published depth is fused (:func:`~vision_banana_ros.fusion.fuse_depth`)
+        and ``depth_source`` says where each pixel came from."""
         o = self.options
-        out = self.pipeline(rgb, k if o["use_camera_info"] else None,
+        rgbd = o.get("depth_input", "off") != "off"
+        sensor = depth if rgbd else None
+        out = self.pipeline(rgb, k if o["use_camera_info"] else None, sensor,
                             keep_paintings=o["publish_task_images"])
         t0 = time.perf_counter()
         result = FrameResult(outputs=out, k=k)
         if out.depth is not None:
+            if rgbd:
+                out.depth, result.depth_source = fuse_depth(
+                    out.depth, sensor, o["depth_fill"], o["depth_consistency"])
             d = out.depth
-            d[(d < o["depth_min_m"]) | (d > o["depth_max_m"])] = np.nan
+            out_of_range = (d < o["depth_min_m"]) | (d > o["depth_max_m"])
+            d[out_of_range] = np.nan
+            if result.depth_source is not None:
+                result.depth_source[out_of_range] = SOURCE_NONE
         if out.depth is not None and k is not None and o["publish_points"]:
             result.cloud = self._scene_cloud(rgb, out, k)
         t1 = time.perf_counter()

@@ -11,9 +11,11 @@ where allowed, to the latest one. Every answer says how it was found, so callers
 non-exact ones.
 
 Waiting only happens while the stream is per-frame (one of the last ``PER_FRAME_WINDOW``
-matches was exact): a camera that publishes camera_info once a second costs a few waits at
-start, not one per frame, while a per-frame stream whose messages come late now and then
-(large frames delay their camera_info on the same transport) is always waited for.
+matches was exact) and alive (its newest stamp is less than the wait behind the image's): a
+camera that publishes camera_info once a second costs a few waits at start, not one per frame;
+a depth stream that stops costs one wait, after which frames run without it at once; a
+per-frame stream whose messages come late now and then (large frames delay their camera_info
+on the same transport) is always waited for.
 
 The evaluator uses the same class on bags, where every message is already there: see
 :meth:`StampMatcher.match`.
@@ -46,15 +48,19 @@ class StampMatcher:
         fallback_latest: answer the newest message when nothing is within the tolerance.
         wait_s: longest wait of :meth:`wait_match` for the exact stamp.
         history: messages kept.
+        wait_for_first: also wait before the stream's first message (camera_info, which every
+            camera has); False for optional streams (depth), which may never come.
     """
 
     def __init__(self, name: str = "camera_info", tolerance_ns: int = 5_000_000,
-                 fallback_latest: bool = True, wait_s: float = 1.0, history: int = 30) -> None:
+                 fallback_latest: bool = True, wait_s: float = 1.0, history: int = 30,
+                 wait_for_first: bool = True) -> None:
         self.name = name
         self.tolerance_ns = tolerance_ns
         self.fallback_latest = fallback_latest
         self.wait_s = wait_s
         self.history = history
+        self.wait_for_first = wait_for_first
         self._msgs: OrderedDict[int, Any] = OrderedDict()
         self._newest = -1
         self._recent_exact: deque[bool] = deque(maxlen=PER_FRAME_WINDOW)
@@ -76,6 +82,11 @@ class StampMatcher:
             self._newest = -1
             self._recent_exact.clear()
 
+    @property
+    def seen(self) -> bool:
+        """A message of this stream has arrived since the last :meth:`clear`."""
+        return self._newest >= 0
+
     def __len__(self) -> int:
         with self._cond:
             return len(self._msgs)
@@ -88,7 +99,11 @@ class StampMatcher:
         wait = self.wait_s if timeout_s is None else timeout_s
         with self._cond:
             per_frame = not self._recent_exact or any(self._recent_exact)
-            if per_frame and wait > 0:
+            if self._newest < 0:
+                alive = self.wait_for_first
+            else:
+                alive = stamp - self._newest <= wait * 1e9
+            if per_frame and alive and wait > 0:
                 self._cond.wait_for(lambda: stamp in self._msgs or self._newest > stamp,
                                     timeout=wait)
             msg, how = self._match_locked(stamp)

@@ -11,7 +11,8 @@ def depth_colormap(depth: np.ndarray, max_m: float | None = None) -> np.ndarray:
 
     valid = np.isfinite(depth) & (depth > 0)
     hi = max_m or (float(np.percentile(depth[valid], 98)) if valid.any() else 1.0)
-    scaled = np.clip(np.nan_to_num(depth) / max(hi, 1e-6) * 255, 0, 255).astype(np.uint8)
+    scaled = np.clip(np.where(valid, depth, 0.0) / max(hi, 1e-6) * 255, 0, 255
+                     ).astype(np.uint8)
     rgb = cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO)[..., ::-1]
     rgb[~valid] = 0
     return np.ascontiguousarray(rgb)

@@ -29,6 +29,10 @@ class BagTopics:
     depth: str | None = None
     instances: str | None = None
     semantic: str | None = None
+    #: The camera's own depth when the bag has separate ground truth (``/ground_truth/...``).
+    sensor_depth: str | None = None
+    #: mono8 mask of transparent objects (255), when the bag has one.
+    transparent: str | None = None
 
 
 def open_reader(path: Path) -> Any:
@@ -68,12 +72,17 @@ def detect_topics(types: dict[str, str], **given: str | None) -> BagTopics:
         return sorted(ranked)[0] if ranked else None
 
     out = BagTopics()
-    out.depth = given.get("depth") or pick(images, ("depth",))
+    truth = [t for t in images if "ground_truth" in t or "groundtruth" in t]
+    out.depth = given.get("depth") or pick(truth, ("depth",)) or pick(images, ("depth",))
+    out.sensor_depth = given.get("sensor_depth")
+    if out.sensor_depth is None and out.depth in truth:
+        out.sensor_depth = pick([t for t in images if t not in truth], ("depth",))
+    out.transparent = given.get("transparent") or pick(images, ("transparent",))
     out.instances = given.get("instances") or pick(images, ("instance",))
     out.semantic = given.get("semantic") or pick(images, ("semantic", "label", "class"))
     out.image = given.get("image")
     if out.image is None:
-        used = {out.depth, out.instances, out.semantic}
+        used = {out.depth, out.instances, out.semantic, out.sensor_depth, out.transparent}
         colour = [c for c in images if c not in used]
         out.image = pick(colour, ("color", "colour", "rgb", "image")) or (
             sorted(colour)[0] if colour else None)

@@ -26,15 +26,18 @@ from vision_banana_ros.evaluation.chamfer import no_wait, object_chamfer
 from vision_banana_ros.evaluation.config import DEPTH_RANGES, EvalConfig
 from vision_banana_ros.evaluation.finisher import Finisher
 from vision_banana_ros.evaluation.metrics import (
+    completion_metrics,
     contingency,
+    depth_metrics,
     depth_report,
     instance_metrics,
     semantic_miou,
 )
 from vision_banana_ros.evaluation.output_bag import OutputBag
 from vision_banana_ros.evaluation.result import EvalRun
+from vision_banana_ros.geometry.baseline import plane_cluster_instances
 from vision_banana_ros.imageconv import ImageConversionError, depth_to_metres, image_array
-from vision_banana_ros.intake import InputProblem, colour_image, intrinsics
+from vision_banana_ros.intake import InputProblem, colour_image, intrinsics, sensor_depth
 from vision_banana_ros.sync import StampMatcher, stamp_ns
 
 #: No size limit on recorded frames (the node's max_input_pixels guards a live robot).
@@ -63,6 +66,7 @@ class Evaluation:
         self.backend: Any = None
         self.infos = StampMatcher("camera_info", int(cfg.stamp_tolerance_ms * 1e6),
                                   fallback_latest=True, history=64)
+        self.feed_depth = False
 
     def make_processor(self) -> Any:
         """The backend (kept for closing) and the node's FrameProcessor with this run's options."""
@@ -81,7 +85,10 @@ class Evaluation:
                                "precision": self.backend.precision}
         options = node_config.validate({"tasks": c.tasks, "publish_overlay": True,
                                         "publish_objects": True, "points_stride": 1,
-                                        "publish_points": False})
+                                        "publish_points": False,
+                                        "depth_input": "auto" if self.feed_depth else "off",
+                                        "depth_fill": c.depth_fill,
+                                        "depth_consistency": c.depth_consistency})
         return FrameProcessor(Pipeline(self.backend, self.backend.config, c.tasks), options)
 
     def _topics(self, reader: Any) -> tuple[dict[str, str], list[str]]:
@@ -90,7 +97,8 @@ class Evaluation:
         types = {conn.topic: conn.msgtype for conn in reader.connections}
         topics = detect_topics(types, image=c.image_topic, camera_info=c.info_topic,
                                depth=c.depth_topic, instances=c.instances_topic,
-                               semantic=c.semantic_topic)
+                               semantic=c.semantic_topic, sensor_depth=c.sensor_depth_topic,
+                               transparent=c.transparent_topic)
         if topics.image is None:
             listing = ", ".join(f"{t} ({m})" for t, m in sorted(types.items()))
             raise BagError(f"bag {c.bag} has no colour image topic; it has: {listing}")
@@ -98,7 +106,17 @@ class Evaluation:
             if name and name not in types:
                 raise BagError(f"prediction topic {name} is not in the bag; it has: "
                                f"{', '.join(sorted(types))}")
-        self.result.topics = {k: getattr(topics, k) for k in ("image", "camera_info", *_GT_ROLES)}
+        self.result.topics = {k: getattr(topics, k) for k in ("image", "camera_info", *_GT_ROLES,
+                                                              "sensor_depth", "transparent")}
+        self.feed_depth = c.depth_input != "off" and (topics.sensor_depth is not None
+                                                      or c.hide_depth > 0)
+        if c.hide_depth > 0 and topics.sensor_depth is None and topics.depth is None:
+            raise BagError(f"--hide-depth needs depth in the bag; {c.bag} has none")
+        if self.feed_depth:
+            source = topics.sensor_depth or topics.depth
+            notes.append(f"RGB-D input: the camera's depth ({source}) goes to the model"
+                         + (f", with seeded blobs covering {c.hide_depth:.0%} of its valid "
+                            "pixels hidden and scored" if c.hide_depth > 0 else ""))
         self.info_topic = topics.camera_info
         if topics.camera_info is None:
             notes.append("no camera_info in the bag: depth uses the canonical camera (scale is "
@@ -110,7 +128,9 @@ class Evaluation:
             notes.append("scoring predictions recorded in the bag (no model run)")
         roles = {topics.image: "image", topics.depth: "depth", topics.instances: "instances",
                  topics.semantic: "semantic", c.pred_depth_topic: "pred_depth",
-                 c.pred_instances_topic: "pred_instances"}
+                 c.pred_instances_topic: "pred_instances",
+                 topics.transparent: "transparent",
+                 topics.sensor_depth if self.feed_depth else None: "sensor"}
         roles.pop(None, None)
         return roles, [t for t in (*roles, topics.camera_info) if t]
 
@@ -245,6 +265,15 @@ class Evaluation:
                                   "for such frames")
                 continue
             gt[role] = arr
+        mask = frame.msgs.get("transparent")
+        if mask is not None:
+            try:
+                arr = image_array(mask)
+            except ImageConversionError as err:
+                self.result.error("bad_transparent_mask", str(err))
+            else:
+                if arr.shape[:2] == (h, w):
+                    gt["transparent"] = np.asarray(arr) > 0
         return gt
 
     def _frame(self, frame: _Frame, processor: Any) -> None:
@@ -268,8 +297,12 @@ class Evaluation:
             except InputProblem as problem:
                 self.result.error(problem.kind, str(problem))
         gt = self._ground_truth(frame, h, w)
+        sensor = self._sensor_input(frame, gt, w, h) if self.feed_depth else None
         t1 = time.perf_counter()
-        result = processor(rgb, k) if processor is not None else self._recorded(frame, k)
+        result = (processor(rgb, k, sensor) if processor is not None
+                  else self._recorded(frame, k))
+        if sensor is not None:
+            gt["sensor_input"] = sensor
         t2 = time.perf_counter()
         timings, timer = result.timings_ms, self.result.timer
         timer.add("convert", t1 - t0)
@@ -280,6 +313,33 @@ class Evaluation:
         self.submitted += 1
         self.finisher.submit(self._score_and_write, frame, img, info, rgb, gt, k, result,
                              t2 - t0)
+
+    def _sensor_input(self, frame: _Frame, gt: dict[str, np.ndarray], w: int,
+                      h: int) -> np.ndarray | None:
+        """The camera's depth fed to the model: the bag's sensor topic (or, with --hide-depth
+        and no separate ground truth, its depth), with seeded blobs hidden (kept in
+        ``gt["hidden"]``). None (counted) when the frame has none usable."""
+        c = self.cfg
+        msg = frame.msgs.get("sensor")
+        if msg is None and c.hide_depth > 0:
+            msg = frame.msgs.get("depth")
+        if msg is None:
+            self.result.error("no_sensor_depth", f"no camera depth at stamp {frame.stamp}: "
+                              "the frame runs RGB-only")
+            return None
+        try:
+            depth = sensor_depth(msg, w, h)
+        except InputProblem as problem:
+            self.result.error(problem.kind, str(problem))
+            return None
+        if c.hide_depth > 0:
+            from vision_banana_ros.synthetic.sensor import blob_mask
+
+            rng = np.random.default_rng([c.hide_seed, self.submitted])
+            hidden = blob_mask(np.isfinite(depth), c.hide_depth, rng, cell_px=max(w, h) / 12)
+            gt["hidden"] = hidden
+            depth = np.where(hidden, np.float32(np.nan), depth)
+        return depth
 
     def _score_and_write(self, frame: _Frame, img: Any, info: Any, rgb: np.ndarray,
                          gt: dict[str, np.ndarray], k: np.ndarray | None, result: Any,
@@ -326,7 +386,8 @@ class Evaluation:
         pause = self.finisher.checkpoint if self.finisher is not None else no_wait
         if "depth" in gt and o.depth is not None:
             pause()
-            rep = depth_report(o.depth, gt["depth"], DEPTH_RANGES, bins=run.depth_bins.shape[1])
+            p, g = o.depth, gt["depth"]
+            rep = depth_report(p, g, DEPTH_RANGES, bins=run.depth_bins.shape[1])
             if rep is not None:
                 row.update({f"depth_{k2}": v for k2, v in rep.metrics.as_dict().items()})
                 row.update({"depth_median_scale": rep.median_scale,
@@ -337,6 +398,18 @@ class Evaluation:
                     row[f"depth_abs_rel_{lo:g}_{hi:g}"] = rel
                 run.depth_bins[0] += rep.bin_error
                 run.depth_bins[1] += rep.bin_count
+            row.update(completion_metrics(p, g, gt, result.depth_source))
+            const = depth_metrics(np.full_like(g, np.nanmedian(np.where(g > 0, g, np.nan))), g)
+            if const is not None:
+                row.update(baseline_constant_delta1=const.delta1,
+                           baseline_constant_abs_rel=const.abs_rel)
+        if "instances" in gt and k is not None and self.cfg.instance_baseline:
+            points = gt.get("sensor_input", gt.get("depth"))
+            if points is not None:
+                pause()
+                ids = plane_cluster_instances(points, k)
+                row["baseline_instances_f_measure"] = instance_metrics(
+                    ids.astype(np.int64), gt["instances"]).f_measure
         if "instances" in gt and o.instances is not None:
             pause()
             table = contingency(o.instances, gt["instances"])  # shared by both

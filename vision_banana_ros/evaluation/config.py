@@ -16,7 +16,9 @@ DEPTH_RANGES = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, math.inf))
 STAGES = ("read", "convert", "preprocess", "inference", "decode", "postprocess", "metrics",
           "write")
 #: Summary metrics where lower is better: ``--fail-under`` checks "at most" for these.
-LOWER_IS_BETTER = frozenset({"abs_rel", "rmse", "median_scaled_abs_rel", "chamfer_m"})
+LOWER_IS_BETTER = frozenset({"abs_rel", "rmse", "median_scaled_abs_rel", "chamfer_m",
+                             "holes_abs_rel", "transparent_abs_rel", "hidden_abs_rel",
+                             "baseline_constant_abs_rel"})
 
 
 @dataclass
@@ -32,6 +34,22 @@ class EvalConfig:
     semantic_topic: str | None = None
     pred_depth_topic: str | None = None
     pred_instances_topic: str | None = None
+    #: The camera's own depth when the bag has separate ground truth (detected).
+    sensor_depth_topic: str | None = None
+    #: mono8 mask of transparent objects (detected).
+    transparent_topic: str | None = None
+    #: auto: feed the camera's depth to the model when the bag has ground truth apart from it
+    #: (or with hide_depth); off: RGB only.
+    depth_input: str = "auto"
+    #: Hide seeded blobs covering this fraction of the valid camera depth from the input and
+    #: score the completion on exactly those pixels (bags whose only depth is the camera's).
+    hide_depth: float = 0.0
+    hide_seed: int = 0
+    #: The node's depth_fill and depth_consistency parameters.
+    depth_fill: str = "holes"
+    depth_consistency: float = 0.15
+    #: Score the non-learned plane + cluster instance baseline where instances are labelled.
+    instance_baseline: bool = True
     model: str | None = None
     backend: str = "auto"
     device: str = "auto"

@@ -285,3 +285,36 @@ def normal_angles_deg(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     ok = np.isfinite(pred).all(-1) & np.isfinite(gt).all(-1)
     cos = np.clip((pred[ok] * gt[ok]).sum(-1), -1.0, 1.0)
     return np.degrees(np.arccos(cos))
+
+
+def completion_metrics(pred: np.ndarray, gt_depth: np.ndarray, extra: dict[str, np.ndarray],
+                       source: np.ndarray | None) -> dict[str, float]:
+    """Depth figures of an RGB-D frame on the pixels that matter for completion.
+
+    Args:
+        pred: (H, W) published depth, metres; gt_depth: (H, W) ground truth (NaN invalid).
+        extra: optional (H, W) arrays: ``sensor_input`` (the camera depth fed to the model,
+            NaN where it had none), ``transparent`` (bool mask), ``hidden`` (bool: blobs hidden
+            from the input by the evaluator).
+        source: (H, W) uint8 ``~/depth/source`` of the frame, or None.
+
+    Returns:
+        ``{holes,transparent,hidden}_{delta1,abs_rel}`` for the masks present (ground truth
+        valid there), and ``sensor_kept``: the fraction of the camera's valid pixels published
+        as the camera's own depth (source 1).
+    """
+    masks: dict[str, np.ndarray] = {}
+    sensor = extra.get("sensor_input")
+    if sensor is not None:
+        masks["holes"] = ~np.isfinite(sensor)
+    for name in ("transparent", "hidden"):
+        if name in extra:
+            masks[name] = extra[name].astype(bool)
+    out: dict[str, float] = {}
+    for name, mask in masks.items():
+        m = depth_metrics(pred, np.where(mask, gt_depth, np.float32(np.nan)))
+        if m is not None:
+            out[f"{name}_delta1"], out[f"{name}_abs_rel"] = m.delta1, m.abs_rel
+    if sensor is not None and source is not None and np.isfinite(sensor).any():
+        out["sensor_kept"] = float(np.mean(source[np.isfinite(sensor)] == 1))
+    return out

@@ -21,6 +21,17 @@ AGGREGATES = {
     "f_measure": "instances_f_measure", "precision": "instances_precision",
     "recall": "instances_recall", "matched_iou": "instances_matched_iou",
     "semantic_miou": "semantic_miou", "chamfer_m": "chamfer_m",
+    # RGB-D input: completion where the camera had no depth, on transparent objects, on the
+    # hidden blobs (--hide-depth), and the fraction of valid camera depth published as is.
+    "holes_delta1": "holes_delta1", "holes_abs_rel": "holes_abs_rel",
+    "transparent_delta1": "transparent_delta1", "transparent_abs_rel": "transparent_abs_rel",
+    "hidden_delta1": "hidden_delta1", "hidden_abs_rel": "hidden_abs_rel",
+    "sensor_kept": "sensor_kept",
+    # Baselines scored on the same frames: a constant at each frame's true median depth, and
+    # the non-learned plane + cluster instances.
+    "baseline_constant_delta1": "baseline_constant_delta1",
+    "baseline_constant_abs_rel": "baseline_constant_abs_rel",
+    "baseline_instances_f_measure": "baseline_instances_f_measure",
 }
 
 

@@ -27,6 +27,8 @@ class ModelConfig:
             intrinsics, fx is taken equal to it.
         mean, std: per-channel normalisation applied inside the network.
         pretrained: whether the encoder started from ImageNet weights.
+        depth_input: the network also takes the camera's depth (two planes,
+            :mod:`vision_banana_ros.depth_input`); checkpoints made before it have False.
     """
 
     arch: str = "vb-lite0"
@@ -38,6 +40,7 @@ class ModelConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pretrained: bool = True
+    depth_input: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:

@@ -2,6 +2,9 @@
 
 Two graphs:
 
+Models with ``depth_input`` have a third input ``depth`` (N, 2, H, W) float, the camera's depth
+planes (:mod:`vision_banana_ros.depth_input`; zeros without a depth image).
+
 - plain: inputs ``image`` (N, 3, H, W) float RGB in [0, 1] and ``task_ids`` (T,) int64; output
   ``paintings`` (N, T, 3, H, W). Normalisation is inside. Used by the onnxruntime backend.
 - decoded (``decode_in_graph``): tasks fixed at export; inputs ``image`` and ``fx`` (N,) focal
@@ -49,8 +52,9 @@ class DecodedGraph(nn.Module):
         self.tasks = tasks
         self.register_buffer("task_ids", model.task_ids(tasks), persistent=False)
 
-    def forward(self, image: torch.Tensor, fx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        paint = self.model(image, self.task_ids)
+    def forward(self, image: torch.Tensor, fx: torch.Tensor,
+                depth: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        paint = self.model(image, self.task_ids, depth)
         outs: list[torch.Tensor] = [paint]
         f_c = self.model.config.canonical_focal_px
         scale = torch.where(fx > 0, fx / f_c, torch.ones_like(fx))
@@ -99,6 +103,10 @@ def export_onnx(model: VisionBananaNet, path: Path, *, decode_in_graph: bool = F
         inputs, outputs = ["image", "task_ids"], ["paintings"]
         axes = {"image": {0: "batch"}, "task_ids": {0: "tasks"},
                 "paintings": {0: "batch", 1: "tasks"}}
+    if cfg.depth_input:
+        args = (*args, torch.rand(2, 2, h, w))
+        inputs.append("depth")
+        axes["depth"] = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
@@ -119,12 +127,20 @@ def export_onnx(model: VisionBananaNet, path: Path, *, decode_in_graph: bool = F
 
 
 def parity(model: VisionBananaNet, onnx_path: Path, images: np.ndarray,
-           task_ids: np.ndarray) -> float:
-    """Max |ONNX Runtime - PyTorch| over the paintings of ``images`` (N, 3, H, W) float32."""
+           task_ids: np.ndarray, depth: np.ndarray | None = None) -> float:
+    """Max |ONNX Runtime - PyTorch| over the paintings of ``images`` (N, 3, H, W) float32
+    (with ``depth`` planes (N, 2, H, W) for a depth model; random ones when None)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(["paintings"], {"image": images, "task_ids": task_ids.astype(np.int64)})[0]
+    feed = {"image": images, "task_ids": task_ids.astype(np.int64)}
+    planes = None
+    if model.config.depth_input:
+        planes = depth if depth is not None else np.random.default_rng(0).random(
+            (images.shape[0], 2, *images.shape[2:]), dtype=np.float32)
+        feed["depth"] = planes
+    got = sess.run(["paintings"], feed)[0]
     with torch.inference_mode():
-        want = model.eval()(torch.from_numpy(images), torch.from_numpy(task_ids)).numpy()
+        want = model.eval()(torch.from_numpy(images), torch.from_numpy(task_ids),
+                            None if planes is None else torch.from_numpy(planes)).numpy()
     return float(np.abs(got - want).max())

@@ -1,9 +1,14 @@
 """The generator: an image encoder run once per frame, a task-conditioned decoder per task.
 
-``VisionBananaNet(image, task_ids)`` maps (B, 3, H, W) RGB in [0, 1] and (T,) task indices to
-(B, T, 3, H, W) paintings in [0, 1]. The encoder's multi-scale features are computed once and
-repeated T times; the decoder (a light FPN) is conditioned on a learned task embedding by FiLM
-(per-channel scale and shift) at every scale, so all requested tasks run as one batch.
+``VisionBananaNet(image, task_ids[, depth])`` maps (B, 3, H, W) RGB in [0, 1], (T,) task
+indices and, for models with ``depth_input``, the camera's depth as (B, 2, H, W) planes
+(:mod:`vision_banana_ros.depth_input`; zeros without a depth image) to (B, T, 3, H, W)
+paintings in [0, 1]. The depth planes go through a small encoder of their own whose features
+are added to the image encoder's at every scale through 1x1 projections that start at zero, so
+a depth model starts as exactly the RGB model it was initialised from. The encoder's
+multi-scale features are computed once and repeated T times; the decoder (a light FPN) is
+conditioned on a learned task embedding by FiLM (per-channel scale and shift) at every scale,
+so all requested tasks run as one batch.
 Normalisation is inside the graph, so exported models take plain RGB.
 """
 
@@ -94,6 +99,38 @@ class TinyEncoder(nn.Module):
         return feats
 
 
+class DepthEncoder(nn.Module):
+    """The depth planes' features at the five strides, projected to the image encoder's
+    channels (projections initialised to zero)."""
+
+    CHANNELS = (16, 24, 32, 48, 64)
+
+    def __init__(self, out_channels: tuple[int, ...], in_planes: int = 2) -> None:
+        super().__init__()
+        stages, cin = [], in_planes
+        for cout in self.CHANNELS:
+            stages.append(nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True)))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.proj = nn.ModuleList(nn.Conv2d(c, o, 1) for c, o in zip(self.CHANNELS,
+                                                                       out_channels,
+                                                                       strict=True))
+        for p in self.proj:
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+
+    def forward(self, planes: torch.Tensor) -> list[torch.Tensor]:
+        feats, x = [], planes
+        for stage, proj in zip(self.stages, self.proj, strict=True):
+            x = stage(x)
+            feats.append(proj(x))
+        return feats
+
+
 class TaskDecoder(nn.Module):
     """FPN decoder from five feature maps to a 3-channel painting, FiLM-conditioned."""
 
@@ -129,15 +166,24 @@ class VisionBananaNet(nn.Module):
         self.config = config
         self.encoder = encoder
         self.task_embedding = nn.Embedding(len(config.tasks), embed_dim)
+        self.depth_encoder = DepthEncoder(encoder_channels) if config.depth_input else None
         self.decoder = TaskDecoder(encoder_channels, config.decoder_channels, embed_dim)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1),
                              persistent=False)
 
-    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, H, W) RGB in [0, 1] -> multi-scale features (normalisation inside)."""
-        return self.encoder((image - self.mean) / self.std)
+    def encode(self, image: torch.Tensor,
+               depth: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """(B, 3, H, W) RGB in [0, 1] (and (B, 2, H, W) depth planes for a depth model; None:
+        no depth) -> multi-scale features (normalisation inside)."""
+        feats = self.encoder((image - self.mean) / self.std)
+        if self.depth_encoder is None:
+            return feats
+        if depth is None:
+            depth = image.new_zeros((image.shape[0], 2, *image.shape[2:]))
+        extra = self.depth_encoder(depth.to(image.dtype))
+        return [f + e for f, e in zip(feats, extra, strict=True)]
 
     def decode(self, feats: list[torch.Tensor], task_ids: torch.Tensor) -> torch.Tensor:
         """Features of B images and (T,) task ids -> (B, T, 3, H, W) paintings."""
@@ -151,8 +197,9 @@ class VisionBananaNet(nn.Module):
         out = self.decoder(rep, emb)
         return out.reshape(b, t, 3, out.shape[-2], out.shape[-1])
 
-    def forward(self, image: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(image), task_ids)
+    def forward(self, image: torch.Tensor, task_ids: torch.Tensor,
+                depth: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(image, depth), task_ids)
 
     def task_ids(self, names: list[str] | tuple[str, ...]) -> torch.Tensor:
         """Indices of task names in this model's vocabulary."""

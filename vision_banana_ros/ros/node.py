@@ -17,9 +17,10 @@ in /diagnostics and skipped; no exception from a callback ends the node.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import (
@@ -36,7 +37,14 @@ from std_srvs.srv import SetBool
 
 from vision_banana_ros import node_config, outputs
 from vision_banana_ros.errors import VisionBananaError
-from vision_banana_ros.intake import InputProblem, colour_image, declared_size, intrinsics
+from vision_banana_ros.fusion import SOURCE_MODEL
+from vision_banana_ros.intake import (
+    InputProblem,
+    colour_image,
+    declared_size,
+    intrinsics,
+    sensor_depth,
+)
 from vision_banana_ros.memory import trim_heap
 from vision_banana_ros.processing import FrameProcessor, FrameResult
 from vision_banana_ros.ros import messages
@@ -86,6 +94,9 @@ class VisionBananaNode(LifecycleNode):
         self.processor: FrameProcessor | None = None
         self.worker: LatestFrameWorker | None = None
         self.infos = StampMatcher("camera_info")
+        self.depths = StampMatcher("depth image", fallback_latest=False, wait_for_first=False)
+        self.depth_rate = RateMeter()
+        self.completed: deque[float] = deque(maxlen=30)  # fraction completed, recent frames
         self._pubs: dict[str, Any] = {}
         self._inputs: list[InputSubscription] = []
         self._backend_reason = ""
@@ -178,13 +189,17 @@ class VisionBananaNode(LifecycleNode):
                              reliability=ReliabilityPolicy.BEST_EFFORT
                              if c["qos_output_reliability"] == "best_effort"
                              else ReliabilityPolicy.RELIABLE)
-        topics = outputs.topics_for(self.processor.pipeline.tasks)
+        topics = outputs.topics_for(self.processor.pipeline.tasks,
+                                    rgbd=c["depth_input"] != "off")
         self._pubs = {t.key: self.create_lifecycle_publisher(
             messages.message_class(t.msgtype), f"~/{t.name}", out_qos) for t in topics}
         self._create_subscriptions()
         self.infos = StampMatcher("camera_info", int(c["camera_info_tolerance_ms"] * 1e6),
                                   c["camera_info_fallback_latest"],
-                                  c["camera_info_wait_ms"] / 1e3)
+                                  c["pairing_wait_ms"] / 1e3)
+        self.depths = StampMatcher("depth image", int(c["depth_tolerance_ms"] * 1e6),
+                                   fallback_latest=False, wait_s=c["pairing_wait_ms"] / 1e3,
+                                   wait_for_first=False)
         self.worker = LatestFrameWorker(self._process, max_rate_hz=c["max_rate_hz"],
                                         on_error=self._on_worker_error)
         self.state_label = "inactive"
@@ -207,6 +222,8 @@ class VisionBananaNode(LifecycleNode):
         else:
             self._inputs.append(sub(Image, "image", self._on_image))
         self._inputs.append(sub(CameraInfo, "camera_info", self._on_info))
+        if c["depth_input"] != "off":
+            self._inputs.append(sub(Image, "depth/image", self._on_depth))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.backend is None and not self._load("activate"):
@@ -237,6 +254,7 @@ class VisionBananaNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
         self._inputs, self._pubs, self.worker = [], {}, None
         self.infos.clear()
+        self.depths.clear()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release()
@@ -278,6 +296,10 @@ class VisionBananaNode(LifecycleNode):
             self.get_logger().info(f"first camera_info: {msg.width}x{msg.height}, frame "
                                    f"{msg.header.frame_id!r}")
         self.infos.add(stamp_ns(msg.header), msg)
+
+    def _on_depth(self, msg: Image) -> None:
+        self.depth_rate.tick()
+        self.depths.add(stamp_ns(msg.header), msg)
 
     def _on_image(self, msg: Any) -> None:
         self.in_rate.tick()
@@ -325,8 +347,10 @@ class VisionBananaNode(LifecycleNode):
             self.infos.tolerance_ns = int(value * 1e6)
         elif name == "camera_info_fallback_latest":
             self.infos.fallback_latest = value
-        elif name == "camera_info_wait_ms":
-            self.infos.wait_s = value / 1e3
+        elif name == "pairing_wait_ms":
+            self.infos.wait_s = self.depths.wait_s = value / 1e3
+        elif name == "depth_tolerance_ms":
+            self.depths.tolerance_ns = int(value * 1e6)
 
     # -- processing (worker thread) -----------------------------------------------------------
 
@@ -357,6 +381,7 @@ class VisionBananaNode(LifecycleNode):
             elif c["require_camera_info"]:
                 raise InputProblem("no_camera_info", f"{how} for the image; skipping the frame "
                                    "(set require_camera_info false to run without intrinsics)")
+            depth = self._paired_depth(stamp_ns(msg.header), w, h)
         except InputProblem as problem:
             self._problem(problem.kind, str(problem))
             return
@@ -364,12 +389,37 @@ class VisionBananaNode(LifecycleNode):
         if processor is None:
             return
         start = time.monotonic()
-        result = processor(rgb, k)
+        result = processor(rgb, k, depth)
+        if result.depth_source is not None:
+            self.completed.append(float(np.mean(result.depth_source == SOURCE_MODEL)))
         self._publish(result, msg.header, info)
         done = time.monotonic()
         self.processing_ms.add((done - start) * 1e3)
         self.latency_ms.add((done - received) * 1e3)
         self.out_rate.tick()
+
+    def _paired_depth(self, stamp: int, width: int, height: int) -> np.ndarray | None:
+        """The camera's depth of this frame (metres, NaN invalid), or None: the frame runs
+        RGB-only (``depth_input`` auto, counted) or is skipped (``required``: raises)."""
+        mode = self.config["depth_input"]
+        if mode == "off":
+            return None
+        msg, how = self.depths.wait_match(stamp)
+        self.pairing[f"depth_{how if msg is not None else 'none'}"] += 1
+        then = "skipping the frame" if mode == "required" else "this frame runs RGB-only"
+        try:
+            if msg is None:
+                raise InputProblem("depth_missing", f"{how}; {then}")
+            depth = sensor_depth(msg, width, height)
+            if not np.isfinite(depth).any():
+                raise InputProblem("depth_empty", f"the depth image has no valid pixel; {then}")
+        except InputProblem as problem:
+            if mode == "required":
+                raise
+            if self.depths.seen:  # an RGB camera (no depth stream at all) is not a problem
+                self._problem(problem.kind, str(problem))
+            return None
+        return depth
 
     def _publish(self, result: FrameResult, header: Any, info: CameraInfo | None) -> None:
         pubs = self._pubs
@@ -409,6 +459,10 @@ class VisionBananaNode(LifecycleNode):
             "precision": self.backend.precision if self.backend else "none",
             "backend_choice": self._backend_reason,
             "input_reliability": ",".join(s.reliability for s in self._inputs) or "none",
+            "depth_input": self.config.get("depth_input", "off"),
+            "depth_input_rate_hz": f"{self.depth_rate.rate():.2f}",
+            "depth_fraction_completed": (f"{np.mean(self.completed):.3f}" if self.completed
+                                         else "none"),
             **{f"pairing_{k}": n for k, n in sorted(self.pairing.items())},
         }
         for kind in sorted(totals):

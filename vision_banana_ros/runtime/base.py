@@ -1,9 +1,13 @@
 """The backend protocol: one network, loaded once, buffers allocated once.
 
-A backend maps a batch of preprocessed images and task ids to paintings:
+A backend maps a batch of preprocessed images and task ids (and, for models with
+``config.depth_input``, the camera's depth planes) to paintings:
 
-    run(images: (B, 3, h, w) float32 RGB in [0, 1], task_ids: (T,) int64)
+    run(images: (B, 3, h, w) float32 RGB in [0, 1], task_ids: (T,) int64,
+        depth: (B, 2, h, w) float32 or None (vision_banana_ros.depth_input; None: no depth))
         -> (B, T, 3, h, w) float32 paintings in [0, 1]
+
+A model without depth input ignores ``depth``; a depth model given None runs RGB-only.
 
 and reports what it is (name, device, precision) and its input/output specs.
 """
@@ -38,8 +42,10 @@ class Backend(Protocol):
     device: str
     precision: str
 
-    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
-        """(B, 3, h, w) float32, (T,) int64 -> (B, T, 3, h, w) float32 paintings."""
+    def run(self, images: np.ndarray, task_ids: np.ndarray,
+            depth: np.ndarray | None = None) -> np.ndarray:
+        """(B, 3, h, w) float32, (T,) int64, (B, 2, h, w) float32 or None
+        -> (B, T, 3, h, w) float32 paintings."""
         ...
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -49,6 +55,25 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release the engine and its memory."""
         ...
+
+
+def depth_planes_for(config: object, images: np.ndarray,
+                     depth: np.ndarray | None) -> np.ndarray | None:
+    """The depth planes to feed: None for a model without depth input, zeros when a depth
+    model gets no depth, else ``depth`` checked against the images.
+
+    Raises:
+        BackendError: depth planes of the wrong dtype or shape.
+    """
+    if not getattr(config, "depth_input", False):
+        return None
+    b, _, h, w = images.shape
+    if depth is None:
+        return np.zeros((b, 2, h, w), np.float32)
+    if depth.dtype != np.float32 or depth.shape != (b, 2, h, w):
+        raise BackendError(f"depth planes must be float32 ({b}, 2, {h}, {w}), got "
+                           f"{depth.dtype} {depth.shape}")
+    return np.ascontiguousarray(depth)
 
 
 def check_inputs(images: np.ndarray, task_ids: np.ndarray, height: int, width: int,

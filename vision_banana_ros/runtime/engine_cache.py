@@ -50,6 +50,8 @@ class EngineKey:
     input_width: int
     dla_core: int | None = None
     calibration_sha256: str | None = None
+    #: The graph takes the camera's depth planes (a third input bound at run time).
+    depth_input: bool = False
 
     def digest(self) -> str:
         """Hex digest naming the cache entry (first 24 hex digits of a sha256)."""

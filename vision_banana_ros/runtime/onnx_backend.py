@@ -10,7 +10,12 @@ import numpy as np
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.model.config import ModelConfig
 from vision_banana_ros.model.onnx_meta import META_CONFIG, META_GRAPH
-from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
+from vision_banana_ros.runtime.base import (
+    BackendError,
+    TensorSpec,
+    check_inputs,
+    depth_planes_for,
+)
 
 
 class OnnxRuntimeBackend:
@@ -68,14 +73,18 @@ class OnnxRuntimeBackend:
         except (VisionBananaError, ValueError) as err:
             raise BackendError(f"ONNX file {path}: bad model config metadata: {err}") from err
         names = {i.name: i for i in self.session.get_inputs()}
-        image, ids = names.get("image"), names.get("task_ids")
+        image, ids, depth = names.get("image"), names.get("task_ids"), names.get("depth")
         h, w = self.config.input_height, self.config.input_width
-        if (image is None or ids is None or len(names) != 2 or image.type != "tensor(float)"
-                or list(image.shape[1:]) != [3, h, w] or ids.type != "tensor(int64)"):
+        want_depth = self.config.depth_input
+        if (image is None or ids is None or len(names) != 2 + want_depth
+                or image.type != "tensor(float)" or list(image.shape[1:]) != [3, h, w]
+                or ids.type != "tensor(int64)" or (want_depth and (
+                    depth is None or list(depth.shape[1:]) != [2, h, w]))):
             raise BackendError(
                 f"ONNX file {path} has inputs "
                 f"{[(i.name, i.type, i.shape) for i in names.values()]}; expected image "
-                f"float (N, 3, {h}, {w}) and task_ids int64 (T,)")
+                f"float (N, 3, {h}, {w}) and task_ids int64 (T,)"
+                + (f" and depth float (N, 2, {h}, {w})" if want_depth else ""))
         self.path = path
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
         self.precision = "fp32"
@@ -87,11 +96,15 @@ class OnnxRuntimeBackend:
         return ([spec(i) for i in self.session.get_inputs()],
                 [spec(o) for o in self.session.get_outputs()])
 
-    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    def run(self, images: np.ndarray, task_ids: np.ndarray,
+            depth: np.ndarray | None = None) -> np.ndarray:
         check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
                      len(self.config.tasks))
-        return self.session.run(["paintings"], {"image": images,
-                                                "task_ids": task_ids.astype(np.int64)})[0]
+        feed = {"image": images, "task_ids": task_ids.astype(np.int64)}
+        planes = depth_planes_for(self.config, images, depth)
+        if planes is not None:
+            feed["depth"] = planes
+        return self.session.run(["paintings"], feed)[0]
 
     def close(self) -> None:
         self.session = None

@@ -29,7 +29,12 @@ from vision_banana_ros.model.onnx_meta import (
     file_sha256,
     onnx_metadata,
 )
-from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
+from vision_banana_ros.runtime.base import (
+    BackendError,
+    TensorSpec,
+    check_inputs,
+    depth_planes_for,
+)
 from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey, cache_dir
 
 
@@ -64,6 +69,9 @@ def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
             self.device_input = torch.empty((batch, *images.shape[1:]), dtype=torch.float32,
                                             device="cuda")
             self.task_ids = torch.arange(tasks, dtype=torch.int64, device="cuda")
+            # Calibration frames are colour only: the depth planes say "no depth".
+            self.depth = torch.zeros((batch, 2, *images.shape[2:]), dtype=torch.float32,
+                                     device="cuda")
 
         def get_batch_size(self) -> int:
             return batch
@@ -74,7 +82,8 @@ def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
             except StopIteration:
                 return None
             self.device_input.copy_(torch.from_numpy(host))
-            ptrs = {"image": self.device_input.data_ptr(), "task_ids": self.task_ids.data_ptr()}
+            ptrs = {"image": self.device_input.data_ptr(), "task_ids": self.task_ids.data_ptr(),
+                    "depth": self.depth.data_ptr()}
             return [ptrs[n] for n in names]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -135,7 +144,8 @@ class TensorRTBackend:
             precision=precision, min_batch=1, opt_batch=1, max_batch=max_batch,
             max_tasks=max_tasks, input_height=self.config.input_height,
             input_width=self.config.input_width, dla_core=dla_core,
-            calibration_sha256=digest(calibration) if calibration is not None else None)
+            calibration_sha256=digest(calibration) if calibration is not None else None,
+            depth_input=self.config.depth_input)
         self.cache = EngineCache(cache or cache_dir())
         with torch.cuda.device(self.cuda):  # TensorRT works on the current CUDA device
             self._load(onnx_path, precision, max_batch, max_tasks, workspace_mb, dla_core,
@@ -188,6 +198,8 @@ class TensorRTBackend:
         profile = builder.create_optimization_profile()
         profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (max_batch, 3, h, w))
         profile.set_shape("task_ids", (1,), (min(2, max_tasks),), (max_tasks,))
+        if self.config.depth_input:
+            profile.set_shape("depth", (1, 2, h, w), (1, 2, h, w), (max_batch, 2, h, w))
         config.add_optimization_profile(profile)
         timing_path = self.cache.folder.parent / "timing.cache"
         timing = config.create_timing_cache(timing_path.read_bytes()
@@ -201,6 +213,8 @@ class TensorRTBackend:
             calib_profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (1, 3, h, w))
             n_tasks = min(max_tasks, len(self.config.tasks))
             calib_profile.set_shape("task_ids", (n_tasks,), (n_tasks,), (n_tasks,))
+            if self.config.depth_input:
+                calib_profile.set_shape("depth", (1, 2, h, w), (1, 2, h, w), (1, 2, h, w))
             config.set_calibration_profile(calib_profile)
             config.int8_calibrator = _make_calibrator(
                 trt, calibration, 1, n_tasks,
@@ -241,10 +255,12 @@ class TensorRTBackend:
                 "paintings": torch.empty((batch, tasks, 3, h, w), dtype=torch.float32,
                                          device=dev),
             }
+            if self.config.depth_input:
+                bufs["depth"] = torch.zeros((batch, 2, h, w), dtype=torch.float32, device=dev)
             self._buffers[key] = bufs
         return self._buffers[key]
 
-    def run_tensor(self, images: Any, task_ids: Any) -> Any:
+    def run_tensor(self, images: Any, task_ids: Any, depth: Any = None) -> Any:
         """CUDA tensors in, CUDA tensor out, asynchronous on this backend's stream.
 
         The inputs may have been written on another stream (the caller's current one): this
@@ -261,22 +277,32 @@ class TensorRTBackend:
         with self.torch.cuda.stream(stream):
             bufs["image"].copy_(images, non_blocking=True)
             bufs["task_ids"].copy_(task_ids, non_blocking=True)
-            self.context.set_input_shape("image", tuple(bufs["image"].shape))
-            self.context.set_input_shape("task_ids", tuple(bufs["task_ids"].shape))
+            if "depth" in bufs:
+                if depth is None:
+                    bufs["depth"].zero_()
+                else:
+                    bufs["depth"].copy_(depth, non_blocking=True)
+            for name in ("image", "task_ids", "depth"):
+                if name in bufs:
+                    self.context.set_input_shape(name, tuple(bufs[name].shape))
             for name, tensor in bufs.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise BackendError("TensorRT execution failed")
         return bufs["paintings"]
 
-    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    def run(self, images: np.ndarray, task_ids: np.ndarray,
+            depth: np.ndarray | None = None) -> np.ndarray:
         check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
                      len(self.config.tasks))
         torch = self.torch
+        planes = depth_planes_for(self.config, images, depth)
         with torch.cuda.stream(self.stream):  # uploads on the engine's stream, in order
             dev_images = torch.from_numpy(images).pin_memory().to(self.cuda, non_blocking=True)
             dev_ids = torch.from_numpy(task_ids.astype(np.int64)).to(self.cuda)
-            out = self.run_tensor(dev_images, dev_ids)
+            dev_depth = None if planes is None else torch.from_numpy(planes).pin_memory().to(
+                self.cuda, non_blocking=True)
+            out = self.run_tensor(dev_images, dev_ids, dev_depth)
             host = out.to("cpu", non_blocking=False)
         return host.numpy()
 

@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from vision_banana_ros.runtime.base import BackendError, TensorSpec, check_inputs
+from vision_banana_ros.runtime.base import (
+    BackendError,
+    TensorSpec,
+    check_inputs,
+    depth_planes_for,
+)
 
 
 class TorchBackend:
@@ -53,42 +58,59 @@ class TorchBackend:
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         h, w = self.config.input_height, self.config.input_width
-        return ([TensorSpec("image", (None, 3, h, w), "float32"),
-                 TensorSpec("task_ids", (None,), "int64")],
-                [TensorSpec("paintings", (None, None, 3, h, w), "float32")])
+        inputs = [TensorSpec("image", (None, 3, h, w), "float32"),
+                  TensorSpec("task_ids", (None,), "int64")]
+        if self.config.depth_input:
+            inputs.append(TensorSpec("depth", (None, 2, h, w), "float32"))
+        return inputs, [TensorSpec("paintings", (None, None, 3, h, w), "float32")]
 
-    def run_tensor(self, images: Any, task_ids: Any) -> Any:
+    def run_tensor(self, images: Any, task_ids: Any, depth: Any = None) -> Any:
         """Torch tensors in, torch tensor out, on this backend's device (no host copies)."""
         torch = self.torch
+        if self.config.depth_input and depth is None:
+            depth = images.new_zeros((images.shape[0], 2, *images.shape[2:]))
         with torch.inference_mode():
             if not self.cuda_graphs:
-                return self.model(images.to(self._dtype), task_ids).float()
+                d = None if depth is None else depth.to(self._dtype)
+                return self.model(images.to(self._dtype), task_ids, d).float()
             key = (images.shape[0], task_ids.shape[0])
             if key not in self._graphs:
-                static_in = images.to(self._dtype).clone()
-                static_ids = task_ids.clone()
-                stream = torch.cuda.Stream()
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream):
-                    for _ in range(3):
-                        self.model(static_in, static_ids)
-                torch.cuda.current_stream().wait_stream(stream)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    static_out = self.model(static_in, static_ids)
-                self._graphs[key] = (graph, static_in, static_ids, static_out)
-            graph, static_in, static_ids, static_out = self._graphs[key]
+                self._graphs[key] = self._capture(images, task_ids, depth)
+            graph, static_in, static_ids, static_depth, static_out = self._graphs[key]
             static_in.copy_(images)
             static_ids.copy_(task_ids)
+            if static_depth is not None:
+                static_depth.copy_(depth)
             graph.replay()
             return static_out.float()
 
-    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    def _capture(self, images: Any, task_ids: Any, depth: Any) -> tuple:
+        """A CUDA graph of the model for these input shapes, with its static tensors."""
+        torch = self.torch
+        static_in = images.to(self._dtype).clone()
+        static_ids = task_ids.clone()
+        static_depth = None if depth is None else depth.to(self._dtype).clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                self.model(static_in, static_ids, static_depth)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.model(static_in, static_ids, static_depth)
+        return graph, static_in, static_ids, static_depth, static_out
+
+    def run(self, images: np.ndarray, task_ids: np.ndarray,
+            depth: np.ndarray | None = None) -> np.ndarray:
         check_inputs(images, task_ids, self.config.input_height, self.config.input_width,
                      len(self.config.tasks))
         torch = self.torch
+        planes = depth_planes_for(self.config, images, depth)
         out = self.run_tensor(torch.from_numpy(images).to(self.device),
-                              torch.from_numpy(task_ids.astype(np.int64)).to(self.device))
+                              torch.from_numpy(task_ids.astype(np.int64)).to(self.device),
+                              None if planes is None else torch.from_numpy(planes)
+                              .to(self.device))
         return out.cpu().numpy()
 
     def close(self) -> None:

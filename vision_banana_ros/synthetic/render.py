@@ -1,5 +1,8 @@
 """Render a synthetic dataset: scenes in worker processes, shards on disk, optional bag.
 
+Two renderers draw the same settled pybullet scenes: ``pybullet`` (TinyRenderer, fast, for
+tests and quick data) and ``blender`` (Cycles, photoreal: :mod:`.blender`).
+
 Scene ``i`` of seed ``s`` is built from ``SeedSequence([s, i])`` in a fresh world, so its
 content does not depend on which worker renders it or in which order: the same seed gives
 byte-identical shards with any number of workers.
@@ -24,6 +27,8 @@ from vision_banana_ros.synthetic.scene import Frame, SceneBuilder, SceneConfig
 from vision_banana_ros.synthetic.shards import FORMAT, INDEX, iter_frames, scene_arrays, write_npz
 
 _builder: SceneBuilder | None = None
+_blender: Any = None
+RENDERERS = ("pybullet", "blender")
 
 
 def scene_rng(seed: int, scene: int) -> np.random.Generator:
@@ -31,30 +36,45 @@ def scene_rng(seed: int, scene: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, scene]))
 
 
-def render_scene(builder: SceneBuilder, seed: int, scene: int, views: int) -> list[Frame]:
-    """Build scene ``scene`` and render ``views`` views of it."""
+def render_scene(builder: SceneBuilder, seed: int, scene: int, views: int,
+                 blender: Any = None) -> list[Frame]:
+    """Build scene ``scene`` and render ``views`` views of it (with Blender when given)."""
     rng = scene_rng(seed, scene)
     built = builder.build(rng)
+    if blender is not None:
+        from vision_banana_ros.synthetic.blender import describe
+
+        centre = np.array([*built.object_centre, built.support_height_m])
+        blender.build(describe(builder, built), rng, centre)
+    sizes = builder.config.resolutions
+    size = sizes[int(rng.integers(len(sizes)))]  # one per scene: its views share a shard
     frames = []
     for _ in range(views):
-        camera = builder.sample_camera(built, rng)
-        frame, _ = builder.render(built, camera, rng)
+        camera = builder.sample_camera(built, rng, size)
+        if blender is not None:
+            frame = blender.render(built, camera, rng, builder.config.sensor_effects)
+        else:
+            frame, _ = builder.render(built, camera, rng)
         frame.meta.update(built.meta)
         frames.append(frame)
     return frames
 
 
-def _init_worker(config: SceneConfig) -> None:
-    global _builder
+def _init_worker(config: SceneConfig, renderer: str = "pybullet", samples: int = 16) -> None:
+    global _builder, _blender
     # Quiet pybullet's banner and keep each worker on one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _builder = SceneBuilder(config)
+    if renderer == "blender":
+        from vision_banana_ros.synthetic.blender import BlenderRenderer
+
+        _blender = BlenderRenderer(samples=samples, threads=1)
 
 
 def _work(job: tuple[Path, int, int, int]) -> dict[str, Any]:
     out, seed, scene, views = job
     assert _builder is not None  # set by _init_worker
-    frames = render_scene(_builder, seed, scene, views)
+    frames = render_scene(_builder, seed, scene, views, _blender)
     name = f"scene-{scene:06d}.npz"
     write_npz(out / name, scene_arrays(frames))
     h, w = frames[0].rgb.shape[:2]
@@ -77,7 +97,8 @@ def check_output_folder(out: Path) -> None:
 def render_dataset(out: Path, *, scenes: int, views: int, seed: int, workers: int,
                    config: SceneConfig | None = None, progress: bool = True,
                    command: str = "",
-                   on_scene: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   on_scene: Callable[[dict[str, Any]], None] | None = None,
+                   renderer: str = "pybullet", samples: int = 16) -> dict[str, Any]:
     """Render ``scenes`` scenes of ``views`` views into ``out``; return the index.
 
     Raises:
@@ -89,6 +110,15 @@ def render_dataset(out: Path, *, scenes: int, views: int, seed: int, workers: in
         raise VisionBananaError(f"views per scene must be at least 1, got {views}")
     if workers < 1:
         raise VisionBananaError(f"workers must be at least 1, got {workers}")
+    if renderer not in RENDERERS:
+        raise VisionBananaError(f"renderer must be one of {', '.join(RENDERERS)}, got "
+                                f"{renderer!r}")
+    if renderer == "blender":
+        from vision_banana_ros.synthetic.blender import blender_available
+
+        ok, why = blender_available()
+        if not ok:
+            raise VisionBananaError(why)
     config = config or SceneConfig()
     config.validate()
     check_output_folder(out)
@@ -101,11 +131,11 @@ def render_dataset(out: Path, *, scenes: int, views: int, seed: int, workers: in
 
         bar = tqdm(total=scenes * views, unit="frame", desc="render", file=sys.stderr)
     if workers == 1:
-        _init_worker(config)
+        _init_worker(config, renderer, samples)
         results = map(_work, jobs)
     else:
         pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker,
-                                            initargs=(config,))
+                                            initargs=(config, renderer, samples))
         results = pool.imap_unordered(_work, jobs)
     try:
         for entry in results:
@@ -124,6 +154,7 @@ def render_dataset(out: Path, *, scenes: int, views: int, seed: int, workers: in
     entries.sort(key=lambda e: e["scene"])
     index = {"format": FORMAT, "seed": seed, "views_per_scene": views,
              "frames": scenes * views, "config": asdict(config), "command": command,
+             "renderer": renderer, "samples": samples if renderer == "blender" else None,
              "shards": entries}
     (out / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     index["elapsed_s"] = elapsed

@@ -1,15 +1,20 @@
-"""Randomised tabletop scenes in pybullet, settled by physics, rendered from several views.
+"""Randomised tabletop scenes in pybullet at real-world scale, settled by physics, rendered
+from where robots carry their cameras.
 
-A scene is a support surface (a table standing on a floor, or the floor itself), 0 to 20
-objects dropped and settled by physics (pybullet's procedural ``random_urdfs``, its named objects
-and primitive shapes, scaled to 3-30 cm, with random colours and textures), distractor objects at
-the table edge, and background furniture. Physics runs once per scene; each view then samples a
-camera, lighting and sensor effects.
+A scene is a table 0.70-0.80 m high (or, sometimes, the floor) in a room (floor and walls),
+with household objects at their real sizes (mugs, bottles, cans, boxes, bowls, fruit, tools as
+primitives sized like the real thing, and pybullet's named and procedural meshes scaled to
+5-15 cm), some in piles, some glass (transparent), shiny or very dark; distractors at the table
+edge. Physics runs once per scene; each view samples a camera 0.3-1.2 m from the objects,
+looking down 30-80 degrees, with a real camera's field of view (D435, Azure Kinect, ZED),
+lighting and sensor effects.
 
-Ground truth per view (:class:`Frame`): rgb, metric depth along the optical axis, instance ids
-(objects and edge distractors 1..N in loading order, stable across views; support surfaces,
-floor and furniture are 0), semantic ids (0 background, 1 support surface, 2 object), normals
-from the exact depth, K and the camera pose.
+Ground truth per view (:class:`Frame`): rgb, metric depth along the optical axis (transparent
+objects opaque, as ClearGrasp's ground truth), the depth with transparent objects removed
+(what a stereo camera may see through them), a material map (:mod:`.sensor`'s classes),
+instance ids (objects 1..N in loading order, stable across views; support, floor, walls and
+furniture are 0), semantic ids (0 background, 1 support surface, 2 object), normals from the
+exact depth, K and the camera pose.
 """
 
 from __future__ import annotations
@@ -29,12 +34,37 @@ from vision_banana_ros.synthetic.analytic import (
     SEMANTIC_SUPPORT,
 )
 from vision_banana_ros.synthetic.camera import Camera, depth_buffer_to_metres, look_at
+from vision_banana_ros.synthetic.sensor import DARK, OPAQUE, SPECULAR, TRANSPARENT
 from vision_banana_ros.synthetic.textures import KINDS, apply_sensor_effects, texture_file
 
-#: Named pybullet_data objects used besides the procedural ones.
+#: Named pybullet_data objects used besides the procedural ones (scaled to 5-15 cm).
 NAMED_OBJECTS = ("duck_vhacd.urdf", "lego/lego.urdf", "jenga/jenga.urdf", "objects/mug.urdf",
                  "domino/domino.urdf", "soccerball.urdf", "cube_small.urdf", "teddy_vhacd.urdf",
                  "sphere_small.urdf", "tray/traybox.urdf")
+
+#: Household objects at real sizes: shape and (min, max) dimensions in metres (box: x, y, z;
+#: cylinder: diameter, height; sphere: diameter), relative frequency, and whether it can be
+#: glass. Sources: common retail dimensions (mugs 8 x 10 cm, 330 ml cans 6.6 x 11.5 cm, wine
+#: and water bottles 6-8 x 20-30 cm, cereal boxes 19 x 7 x 28 cm).
+CATEGORIES: dict[str, tuple[str, tuple[tuple[float, float], ...], float, bool]] = {
+    "mug": ("cylinder", ((0.07, 0.09), (0.08, 0.11)), 1.0, True),
+    "bottle": ("cylinder", ((0.055, 0.085), (0.17, 0.30)), 1.0, True),
+    "can": ("cylinder", ((0.063, 0.068), (0.095, 0.125)), 1.0, False),
+    "jar": ("cylinder", ((0.07, 0.11), (0.08, 0.16)), 0.6, True),
+    "bowl": ("cylinder", ((0.12, 0.18), (0.045, 0.08)), 0.6, True),
+    "cereal_box": ("box", ((0.15, 0.22), (0.05, 0.08), (0.20, 0.32)), 0.6, False),
+    "small_box": ("box", ((0.04, 0.14), (0.04, 0.12), (0.03, 0.12)), 1.2, False),
+    "book": ("box", ((0.14, 0.24), (0.10, 0.17), (0.015, 0.05)), 0.5, False),
+    "tool": ("box", ((0.14, 0.26), (0.015, 0.04), (0.015, 0.035)), 0.8, False),
+    "fruit": ("sphere", ((0.05, 0.095),), 1.0, False),
+    "ball": ("sphere", ((0.06, 0.12),), 0.3, False),
+    "named": ("mesh", ((0.06, 0.15),), 0.8, False),
+    "procedural": ("mesh", ((0.05, 0.14),), 1.2, False),
+}
+
+#: Horizontal fields of view of common robot cameras' colour streams (degrees): RealSense
+#: D435 (69), D405 (87), Azure Kinect (90 at 16:9, 75 at 4:3), ZED 2 (up to 110, cropped).
+CAMERA_HFOV_DEG = (69.0, 87.0, 90.0, 75.0, 58.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -42,16 +72,20 @@ class SceneConfig:
     """Randomisation ranges. Lengths in metres, angles in degrees."""
 
     resolutions: tuple[tuple[int, int], ...] = ((320, 240),)
-    min_objects: int = 0
-    max_objects: int = 20
-    object_size_m: tuple[float, float] = (0.03, 0.30)
-    floor_scene_probability: float = 0.25
-    clutter_probability: float = 0.3
-    camera_distance_m: tuple[float, float] = (0.3, 2.0)
-    camera_elevation_deg: tuple[float, float] = (20.0, 90.0)
-    hfov_deg: tuple[float, float] = (45.0, 90.0)
-    shadow_probability: float = 0.6
-    texture_probability: float = 0.35
+    min_objects: int = 1
+    max_objects: int = 14
+    table_height_m: tuple[float, float] = (0.70, 0.80)
+    floor_scene_probability: float = 0.1
+    clutter_probability: float = 0.4
+    camera_distance_m: tuple[float, float] = (0.3, 1.2)
+    camera_elevation_deg: tuple[float, float] = (30.0, 80.0)
+    hfov_deg: tuple[float, float] = (55.0, 95.0)
+    camera_roll_deg: float = 6.0
+    shadow_probability: float = 0.7
+    texture_probability: float = 0.45
+    transparent_probability: float = 0.12
+    specular_probability: float = 0.10
+    dark_probability: float = 0.08
     sensor_effects: float = 1.0
     settle_seconds: float = 1.5
 
@@ -85,6 +119,8 @@ class Frame:
     normals: np.ndarray      # float32 unit normals (optical frame), NaN where invalid
     k: np.ndarray            # (3, 3) float64
     pose: np.ndarray         # (4, 4) float64 T_world_optical
+    material: np.ndarray | None = None       # uint8 material classes (.sensor)
+    depth_through: np.ndarray | None = None  # float32 depth without transparent objects
     meta: dict = field(default_factory=dict)
 
 
@@ -97,6 +133,10 @@ class Scene:
     body_semantic: dict[int, int]  # pybullet body id -> semantic id
     support_height_m: float        # world z of the support surface's top
     support_half_extent: np.ndarray  # half sizes (x, y) of the support top, metres
+    body_material: dict[int, int] = field(default_factory=dict)  # body -> material class
+    #: body -> {"colour": (r, g, b) in [0, 1], "texture": file or None}: for other renderers.
+    body_look: dict[int, dict[str, Any]] = field(default_factory=dict)
+    object_centre: np.ndarray = field(default_factory=lambda: np.zeros(2))  # world xy
     meta: dict = field(default_factory=dict)
 
 
@@ -119,6 +159,7 @@ class SceneBuilder:
             texture_dir = Path(self._tmp.name)
         self.texture_dir = texture_dir
         self._textures: dict[str, int] = {}
+        self._looks: dict[int, dict[str, Any]] = {}
 
     def close(self) -> None:
         """Disconnect the client and remove temporary textures."""
@@ -137,18 +178,38 @@ class SceneBuilder:
 
     # -- construction ---------------------------------------------------------------------
 
-    def _texture(self, rng: np.random.Generator) -> int:
-        kind = KINDS[int(rng.integers(len(KINDS)))]
-        path = texture_file(kind, rng, self.texture_dir, self.data_path)
+    def _texture(self, rng: np.random.Generator, group: str = "object") -> tuple[int, str]:
+        """A texture for a surface of ``group`` (table, wall, floor, object): photographs
+        where cached (mostly), else procedural patterns."""
+        kind = "photo" if rng.random() < 0.7 else KINDS[int(rng.integers(len(KINDS)))]
+        path = texture_file(kind, rng, self.texture_dir, self.data_path, group)
         if path not in self._textures:
             self._textures[path] = self.p.loadTexture(path, physicsClientId=self.client)
-        return self._textures[path]
+        return self._textures[path], path
 
-    def _paint(self, body: int, rng: np.random.Generator, textured: bool) -> None:
-        colour = [*rng.uniform(0.05, 1.0, 3).tolist(), 1.0]
-        kwargs: dict[str, Any] = {"rgbaColor": colour, "physicsClientId": self.client}
+    def _paint(self, body: int, rng: np.random.Generator, textured: bool,
+               material: int = OPAQUE, group: str = "object") -> None:
+        """Colour (and texture) of a body, by material: glass is pale, dark is near black,
+        shiny is a metal grey."""
+        if material == TRANSPARENT:
+            colour = rng.uniform(0.75, 1.0, 3)
+            textured = False
+        elif material == DARK:
+            colour = rng.uniform(0.01, 0.07, 3)
+            textured = False
+        elif material == SPECULAR:
+            colour = np.full(3, rng.uniform(0.55, 0.9)) * rng.uniform(0.9, 1.0, 3)
+            textured = False
+        else:
+            colour = rng.uniform(0.05, 1.0, 3)
+        kwargs: dict[str, Any] = {"rgbaColor": [*colour.tolist(), 1.0],
+                                  "physicsClientId": self.client}
+        texture = None
         if textured:
-            kwargs["textureUniqueId"] = self._texture(rng)
+            kwargs["textureUniqueId"], texture = self._texture(rng, group)
+            colour = np.clip(colour * 0.3 + 0.75, 0, 1)  # photos keep their own colours
+            kwargs["rgbaColor"] = [*colour.tolist(), 1.0]
+        self._looks[body] = {"colour": colour.tolist(), "texture": texture}
         for link in range(-1, self.p.getNumJoints(body, physicsClientId=self.client)):
             self.p.changeVisualShape(body, link, **kwargs)
 
@@ -161,36 +222,31 @@ class SceneBuilder:
                                  baseOrientation=orn or [0, 0, 0, 1],
                                  physicsClientId=self.client)
 
-    def _primitive(self, rng: np.random.Generator, size: float, pos: list[float],
+    def _primitive(self, shape: str, dims: list[float], pos: list[float],
                    orn: list[float]) -> int:
-        p = self.p
-        kind = int(rng.integers(3))
-        if kind == 0:
-            half = (rng.uniform(0.3, 1.0, 3) * size / 2).tolist()
-            col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client)
-            vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client)
-        elif kind == 1:
-            r, h = size / 2 * rng.uniform(0.3, 1.0), size * rng.uniform(0.4, 1.0)
+        """A box (x, y, z sizes), cylinder (diameter, height) or sphere (diameter)."""
+        p, c = self.p, self.client
+        if shape == "box":
+            half = [d / 2 for d in dims]
+            col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
+            vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
+        elif shape == "cylinder":
+            r, h = dims[0] / 2, dims[1]
             col = p.createCollisionShape(p.GEOM_CYLINDER, radius=r, height=h,
-                                         physicsClientId=self.client)
-            vis = p.createVisualShape(p.GEOM_CYLINDER, radius=r, length=h,
-                                      physicsClientId=self.client)
+                                         physicsClientId=c)
+            vis = p.createVisualShape(p.GEOM_CYLINDER, radius=r, length=h, physicsClientId=c)
         else:
-            r = size / 2
-            col = p.createCollisionShape(p.GEOM_SPHERE, radius=r, physicsClientId=self.client)
-            vis = p.createVisualShape(p.GEOM_SPHERE, radius=r, physicsClientId=self.client)
+            r = dims[0] / 2
+            col = p.createCollisionShape(p.GEOM_SPHERE, radius=r, physicsClientId=c)
+            vis = p.createVisualShape(p.GEOM_SPHERE, radius=r, physicsClientId=c)
         return p.createMultiBody(0.2, col, vis, basePosition=pos, baseOrientation=orn,
-                                 physicsClientId=self.client)
+                                 physicsClientId=c)
 
-    def _object(self, rng: np.random.Generator, pos: list[float]) -> int:
-        """One object scaled so its largest extent is within the configured size range."""
+    def _mesh(self, category: str, size: float, rng: np.random.Generator, pos: list[float],
+              orn: list[float]) -> int:
+        """A named or procedural pybullet mesh scaled so its largest extent is ``size``."""
         p = self.p
-        size = float(np.exp(rng.uniform(*np.log(self.config.object_size_m))))
-        orn = p.getQuaternionFromEuler(rng.uniform(0, 2 * np.pi, 3).tolist())
-        choice = rng.random()
-        if choice < 0.25:
-            return self._primitive(rng, size, pos, orn)
-        if choice < 0.45:
+        if category == "named":
             urdf = NAMED_OBJECTS[int(rng.integers(len(NAMED_OBJECTS)))]
         else:
             n = int(rng.integers(1000))
@@ -203,87 +259,192 @@ class SceneBuilder:
         return p.loadURDF(path, basePosition=pos, baseOrientation=orn,
                           globalScaling=size / extent, physicsClientId=self.client)
 
+    def _object(self, rng: np.random.Generator, pos: list[float]) -> tuple[int, int, str]:
+        """One household object at its real size: (body, material, category)."""
+        cfg = self.config
+        names = list(CATEGORIES)
+        weights = np.array([CATEGORIES[n][2] for n in names])
+        category = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+        shape, spans, _, glass = CATEGORIES[category]
+        dims = [float(rng.uniform(lo, hi)) for lo, hi in spans]
+        upright = shape != "sphere" and rng.random() < 0.75
+        euler = ([0.0, 0.0, rng.uniform(0, 2 * np.pi)] if upright
+                 else rng.uniform(0, 2 * np.pi, 3).tolist())
+        orn = self.p.getQuaternionFromEuler(euler)
+        if shape == "mesh":
+            body = self._mesh(category, dims[0], rng, pos, orn)
+        else:
+            body = self._primitive(shape, dims, pos, orn)
+        draw = rng.random()
+        material = OPAQUE
+        if glass and draw < cfg.transparent_probability * 2.5:
+            material = TRANSPARENT
+        elif draw < cfg.transparent_probability * 2.5 + cfg.specular_probability:
+            material = SPECULAR
+        elif draw < (cfg.transparent_probability * 2.5 + cfg.specular_probability
+                     + cfg.dark_probability):
+            material = DARK
+        self._paint(body, rng, rng.random() < cfg.texture_probability, material)
+        return body, material, category
+
+    def _room(self, rng: np.random.Generator, on_floor: bool) -> tuple[dict[int, int], float,
+                                                                      np.ndarray]:
+        """Floor, walls, furniture and the table: (body -> semantic, support height, half
+        extent of the support's top)."""
+        cfg = self.config
+        semantic: dict[int, int] = {}
+        floor = self._box([6.0, 6.0, 0.05], [0, 0, -0.05])
+        self._paint(floor, rng, rng.random() < 0.8, group="floor")
+        semantic[floor] = SEMANTIC_SUPPORT if on_floor else SEMANTIC_BACKGROUND
+        for _ in range(int(rng.integers(1, 4))):  # walls 0.6-2.5 m from the table
+            angle = rng.uniform(0, 2 * np.pi)
+            dist = rng.uniform(0.6, 2.5)
+            wall = self._box([0.02, 3.0, 1.4], [dist * np.cos(angle), dist * np.sin(angle), 1.4],
+                             orn=self.p.getQuaternionFromEuler([0, 0, angle]))
+            self._paint(wall, rng, rng.random() < 0.7, group="wall")
+            semantic[wall] = SEMANTIC_BACKGROUND
+        for _ in range(int(rng.integers(0, 4))):  # furniture
+            angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(1.2, 3.0)
+            hx, hy, hz = rng.uniform(0.2, 0.6), rng.uniform(0.2, 0.6), rng.uniform(0.3, 1.0)
+            b = self._box([hx, hy, hz], [dist * np.cos(angle), dist * np.sin(angle), hz])
+            self._paint(b, rng, rng.random() < 0.5)
+            semantic[b] = SEMANTIC_BACKGROUND
+        if on_floor:
+            return semantic, 0.0, np.array([0.8, 0.6])
+        height = float(rng.uniform(*cfg.table_height_m))
+        half = np.array([rng.uniform(0.5, 0.9), rng.uniform(0.3, 0.5)])
+        thickness = float(rng.uniform(0.02, 0.045))
+        top = self._box([half[0], half[1], thickness / 2], [0, 0, height - thickness / 2])
+        self._paint(top, rng, rng.random() < cfg.texture_probability + 0.4, group="table")
+        semantic[top] = SEMANTIC_SUPPORT
+        leg = 0.03
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                b = self._box([leg, leg, (height - thickness) / 2],
+                              [sx * (half[0] - 2 * leg), sy * (half[1] - 2 * leg),
+                               (height - thickness) / 2])
+                self._paint(b, rng, False)
+                semantic[b] = SEMANTIC_BACKGROUND
+        return semantic, height, half
+
     def build(self, rng: np.random.Generator) -> Scene:
         """Reset the world and build, drop and settle one random scene."""
         p, cfg = self.p, self.config
         p.resetSimulation(physicsClientId=self.client)
         self._textures.clear()  # texture ids die with the world; reusing them breaks determinism
+        self._looks: dict[int, dict[str, Any]] = {}
         p.setGravity(0, 0, -9.81, physicsClientId=self.client)
-        body_instance: dict[int, int] = {}
-        body_semantic: dict[int, int] = {}
-
-        floor = self._box([6.0, 6.0, 0.05], [0, 0, -0.05])
         on_floor = rng.random() < cfg.floor_scene_probability
-        self._paint(floor, rng, rng.random() < 0.6)
-        body_semantic[floor] = SEMANTIC_SUPPORT if on_floor else SEMANTIC_BACKGROUND
-
-        if on_floor:
-            height, half = 0.0, np.array([0.8, 0.6])
-        else:
-            height = float(rng.uniform(0.5, 0.9))
-            half = np.array([rng.uniform(0.3, 0.8), rng.uniform(0.25, 0.5)])
-            thickness = float(rng.uniform(0.02, 0.05))
-            top = self._box([half[0], half[1], thickness / 2], [0, 0, height - thickness / 2])
-            self._paint(top, rng, rng.random() < cfg.texture_probability + 0.2)
-            body_semantic[top] = SEMANTIC_SUPPORT
-            leg = 0.03
-            for sx in (-1, 1):
-                for sy in (-1, 1):
-                    b = self._box([leg, leg, (height - thickness) / 2],
-                                  [sx * (half[0] - 2 * leg), sy * (half[1] - 2 * leg),
-                                   (height - thickness) / 2])
-                    self._paint(b, rng, False)
-                    body_semantic[b] = SEMANTIC_BACKGROUND
-
-        # Background furniture and walls: large, never objects.
-        for _ in range(int(rng.integers(0, 4))):
-            angle = rng.uniform(0, 2 * np.pi)
-            dist = rng.uniform(1.5, 3.5)
-            hx, hy, hz = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.3, 1.2)
-            b = self._box([hx, hy, hz], [dist * np.cos(angle), dist * np.sin(angle), hz])
-            self._paint(b, rng, rng.random() < 0.5)
-            body_semantic[b] = SEMANTIC_BACKGROUND
-
+        body_semantic, height, half = self._room(rng, on_floor)
+        body_instance: dict[int, int] = {}
+        body_material: dict[int, int] = {}
         n_objects = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
         clutter = rng.random() < cfg.clutter_probability
-        spread = half * (0.3 if clutter else 0.8)
+        centre = rng.uniform(-0.5, 0.5, 2) * half
+        spread = np.minimum(half * (0.25 if clutter else 0.7), 0.45)
         for i in range(n_objects):
-            xy = rng.uniform(-spread, spread)
-            b = self._object(rng, [float(xy[0]), float(xy[1]), height + 0.1 + 0.06 * i])
-            self._paint(b, rng, rng.random() < cfg.texture_probability)
+            xy = np.clip(centre + rng.uniform(-spread, spread), -half * 0.9, half * 0.9)
+            b, material, _ = self._object(rng, [float(xy[0]), float(xy[1]),
+                                                height + 0.15 + 0.08 * i])
             body_instance[b] = len(body_instance) + 1
             body_semantic[b] = SEMANTIC_OBJECT
-        # Distractors at the table edge (objects too, partly outside the support).
-        for _ in range(int(rng.integers(0, 3))):
+            body_material[b] = material
+        for _ in range(int(rng.integers(0, 3))):  # distractors at the table edge
             side = rng.choice([-1, 1])
             edge = [side * half[0] * rng.uniform(0.9, 1.05), rng.uniform(-half[1], half[1])]
-            b = self._object(rng, [float(edge[0]), float(edge[1]), height + 0.15])
-            self._paint(b, rng, rng.random() < cfg.texture_probability)
+            b, material, _ = self._object(rng, [float(edge[0]), float(edge[1]), height + 0.2])
             body_instance[b] = len(body_instance) + 1
             body_semantic[b] = SEMANTIC_OBJECT
-
+            body_material[b] = material
         for _ in range(int(cfg.settle_seconds * 240)):
             p.stepSimulation(physicsClientId=self.client)
         return Scene(client=self.client, body_instance=body_instance,
                      body_semantic=body_semantic, support_height_m=height,
-                     support_half_extent=half,
-                     meta={"on_floor": on_floor, "objects": n_objects, "clutter": clutter})
+                     support_half_extent=half, body_material=body_material,
+                     body_look=dict(self._looks), object_centre=centre,
+                     meta={"on_floor": on_floor, "objects": n_objects, "clutter": clutter,
+                           "transparent": sum(m == TRANSPARENT
+                                              for m in body_material.values())})
 
     # -- views ----------------------------------------------------------------------------
 
-    def sample_camera(self, scene: Scene, rng: np.random.Generator) -> Camera:
-        """A camera 0.3-2 m from a point on the support, looking down 20-90 degrees."""
+    def sample_camera(self, scene: Scene, rng: np.random.Generator,
+                      size: tuple[int, int] | None = None) -> Camera:
+        """A camera where robots carry one: 0.3-1.2 m from a point among the objects, looking
+        down 30-80 degrees, a little rolled, with a real camera's field of view; ``size``
+        (width, height), or one of the configured resolutions."""
         cfg = self.config
-        w, h = cfg.resolutions[int(rng.integers(len(cfg.resolutions)))]
-        target = np.array([*(rng.uniform(-0.5, 0.5, 2) * scene.support_half_extent),
-                           scene.support_height_m])
+        w, h = size or cfg.resolutions[int(rng.integers(len(cfg.resolutions)))]
+        target = np.array([*(scene.object_centre + rng.normal(0, 0.08, 2)),
+                           scene.support_height_m + rng.uniform(0.0, 0.08)])
         dist = rng.uniform(*cfg.camera_distance_m)
         elev = np.radians(rng.uniform(*cfg.camera_elevation_deg))
         azim = rng.uniform(0, 2 * np.pi)
         eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
                                         np.cos(elev) * np.sin(azim), np.sin(elev)])
         pose = look_at(eye, target)
-        return Camera(width=w, height=h, hfov_deg=float(rng.uniform(*cfg.hfov_deg)), pose=pose)
+        roll = np.radians(rng.uniform(-cfg.camera_roll_deg, cfg.camera_roll_deg))
+        c, s_ = np.cos(roll), np.sin(roll)
+        pose[:3, :2] = pose[:3, :2] @ np.array([[c, s_], [-s_, c]])
+        hfov = float(rng.choice(CAMERA_HFOV_DEG)) if rng.random() < 0.6 else float(
+            rng.uniform(*cfg.hfov_deg))
+        return Camera(width=w, height=h, hfov_deg=float(np.clip(hfov, *cfg.hfov_deg)),
+                      pose=pose)
+
+    def _light(self, rng: np.random.Generator | None) -> dict[str, Any]:
+        if rng is None:
+            return {"lightDirection": [1.0, 1.0, 2.0], "shadow": 0}
+        direction = rng.normal(size=3)
+        direction[2] = abs(direction[2]) + 0.5
+        return {
+            "lightDirection": direction.tolist(),
+            "lightColor": rng.uniform(0.85, 1.0, 3).tolist(),
+            "lightDistance": float(rng.uniform(2, 6)),
+            "shadow": int(rng.random() < self.config.shadow_probability),
+            "lightAmbientCoeff": float(rng.uniform(0.35, 0.7)),
+            "lightDiffuseCoeff": float(rng.uniform(0.35, 0.8)),
+            "lightSpecularCoeff": float(rng.uniform(0.05, 0.5)),
+        }
+
+    def _capture(self, camera: Camera, light: dict[str, Any]) -> tuple[np.ndarray, np.ndarray,
+                                                                       np.ndarray]:
+        """(rgb, depth metres, body-id segmentation) from TinyRenderer."""
+        _, _, rgba, depth_buf, seg = self.p.getCameraImage(
+            camera.width, camera.height, camera.view_matrix(), camera.projection_matrix(),
+            renderer=self.p.ER_TINY_RENDERER, physicsClientId=self.client, **light)
+        h, w = camera.height, camera.width
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
+        seg = np.asarray(seg, dtype=np.int64).reshape(h, w)
+        depth = depth_buffer_to_metres(np.asarray(depth_buf, dtype=np.float32).reshape(h, w))
+        depth[seg < 0] = np.inf
+        return rgb, depth, seg
+
+    def _see_through(self, scene: Scene, camera: Camera, light: dict[str, Any],
+                     rgb: np.ndarray, depth: np.ndarray, material: np.ndarray,
+                     normals: np.ndarray, rng: np.random.Generator | None,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Glass: the view without the transparent objects gives the depth behind them, and
+        their colour is the background through them, darkened and tinted, brighter at grazing
+        angles (TinyRenderer has no transparency). Returns (rgb, depth_through)."""
+        glass = [b for b, m in scene.body_material.items() if m == TRANSPARENT]
+        region = material == TRANSPARENT
+        if not glass or not region.any():
+            return rgb, depth.copy()
+        p, c = self.p, self.client
+        saved = {b: p.getBasePositionAndOrientation(b, physicsClientId=c) for b in glass}
+        for b in glass:
+            p.resetBasePositionAndOrientation(b, [0, 0, -50.0], [0, 0, 0, 1], physicsClientId=c)
+        behind_rgb, behind_depth, _ = self._capture(camera, light)
+        for b, (pos, orn) in saved.items():
+            p.resetBasePositionAndOrientation(b, pos, orn, physicsClientId=c)
+        r = rng if rng is not None else np.random.default_rng(0)
+        facing = np.abs(np.nan_to_num(normals[..., 2], nan=1.0))
+        fresnel = np.clip(0.12 + 0.6 * (1.0 - facing) ** 2, 0, 0.8)[..., None]
+        tint = r.uniform(0.85, 1.0, 3)
+        glass_rgb = behind_rgb * tint * r.uniform(0.8, 0.95) * (1 - fresnel) + 235.0 * fresnel
+        out = np.where(region[..., None], np.clip(glass_rgb, 0, 255), rgb).astype(np.uint8)
+        through = np.where(region, behind_depth, depth).astype(np.float32)
+        return out, through
 
     def render(self, scene: Scene, camera: Camera, rng: np.random.Generator | None = None,
                *, effects: bool = True) -> tuple[Frame, np.ndarray]:
@@ -292,37 +453,30 @@ class SceneBuilder:
         ``rng`` randomises lighting, shadows and sensor effects; ``None`` uses fixed lighting
         and no effects (for tests).
         """
-        p = self.p
-        light: dict[str, Any] = {"lightDirection": [1.0, 1.0, 2.0], "shadow": 0}
-        if rng is not None:
-            direction = rng.normal(size=3)
-            direction[2] = abs(direction[2]) + 0.3
-            light = {
-                "lightDirection": direction.tolist(),
-                "lightColor": rng.uniform(0.8, 1.0, 3).tolist(),
-                "lightDistance": float(rng.uniform(2, 6)),
-                "shadow": int(rng.random() < self.config.shadow_probability),
-                "lightAmbientCoeff": float(rng.uniform(0.3, 0.7)),
-                "lightDiffuseCoeff": float(rng.uniform(0.3, 0.8)),
-                "lightSpecularCoeff": float(rng.uniform(0.0, 0.4)),
-            }
-        _, _, rgba, depth_buf, seg = p.getCameraImage(
-            camera.width, camera.height, camera.view_matrix(), camera.projection_matrix(),
-            renderer=p.ER_TINY_RENDERER, physicsClientId=self.client, **light)
-        rgb = np.asarray(rgba, dtype=np.uint8).reshape(camera.height, camera.width, 4)[..., :3]
-        seg = np.asarray(seg, dtype=np.int64).reshape(camera.height, camera.width)
-        depth = depth_buffer_to_metres(
-            np.asarray(depth_buf, dtype=np.float32).reshape(camera.height, camera.width))
+        light = self._light(rng)
+        rgb, depth, seg = self._capture(camera, light)
         instances, semantic = self.labels(scene, seg)
-        depth[seg < 0] = np.inf
+        material = self.materials(scene, seg)
         k = camera.k
+        normals = normals_from_depth(depth, k)
+        rgb, through = self._see_through(scene, camera, light, rgb, depth, material, normals,
+                                         rng)
         record: dict[str, Any] = {"light": light, "hfov_deg": camera.hfov_deg}
         if rng is not None and effects:
             rgb, record["sensor"] = apply_sensor_effects(rgb, rng, self.config.sensor_effects)
         frame = Frame(rgb=np.ascontiguousarray(rgb), depth=depth, instances=instances,
-                      semantic=semantic, normals=normals_from_depth(depth, k), k=k,
-                      pose=camera.pose.copy(), meta=record)
+                      semantic=semantic, normals=normals, k=k, pose=camera.pose.copy(),
+                      material=material, depth_through=through, meta=record)
         return frame, seg
+
+    @staticmethod
+    def materials(scene: Scene, seg: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 material classes from pybullet's body-id segmentation."""
+        size = max([0, *scene.body_semantic]) + 2
+        lut = np.full(size, OPAQUE, np.uint8)
+        for body, material in scene.body_material.items():
+            lut[body + 1] = material
+        return lut[np.clip(seg, -1, size - 2) + 1]
 
     @staticmethod
     def labels(scene: Scene, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

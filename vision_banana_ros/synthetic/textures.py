@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,65 @@ PHOTO_TEXTURES = (
     "racecar/meshes/wheel.jpg", "checker_grid.jpg", "duckCM.png", "tex256.png",
 )
 KINDS = ("noise", "stripes", "checkers", "photo")
+
+#: Photographic textures of robosuite's wheel (MIT licence), by where they go. They are taken
+#: from the wheel into a cache folder once (:func:`fetch_photo_textures`); robosuite itself is
+#: never imported.
+ROBOSUITE = "robosuite==1.5.2"
+PHOTO_GROUPS: dict[str, tuple[str, ...]] = {
+    "table": ("blue-wood", "dark-wood", "light-wood", "red-wood", "green-wood",
+              "gray-woodgrain", "wood-tiles", "wood-varnished-panels", "gray-felt", "ceramic"),
+    "wall": ("cream-plaster", "gray-plaster", "light-gray-plaster", "pink-plaster",
+             "white-plaster", "yellow-plaster", "white-bricks"),
+    "floor": ("light-gray-floor-tile", "wood-tiles", "dark-wood", "gray-felt", "dirt",
+              "wood-varnished-panels"),
+    "object": ("can", "cereal", "soda", "bread", "lemon", "ceramic", "clay", "metal",
+               "steel-brushed", "steel-scratched", "brass-ambra", "blue-wood", "red-wood"),
+}
+
+
+def photo_texture_dir() -> Path:
+    """Where the photographic textures are cached (``$VISION_BANANA_CACHE``/textures)."""
+    from vision_banana_ros.runtime.engine_cache import cache_dir
+
+    return cache_dir() / "textures" / "robosuite"
+
+
+def photo_textures(group: str) -> list[str]:
+    """Cached photographic texture files of ``group`` (empty when not fetched)."""
+    folder = photo_texture_dir()
+    return [str(folder / f"{name}.png") for name in PHOTO_GROUPS[group]
+            if (folder / f"{name}.png").is_file()]
+
+
+def fetch_photo_textures(log: Any = print) -> int:
+    """Take the photographic textures out of robosuite's wheel (pip download, no install)
+    into :func:`photo_texture_dir`; returns how many are there. Needs the package registry
+    once; without it, renders fall back to pybullet's photographs and procedural patterns."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    folder = photo_texture_dir()
+    wanted = {n for names in PHOTO_GROUPS.values() for n in names}
+    if all((folder / f"{n}.png").is_file() for n in wanted):
+        return len(wanted)
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"fetching photographic textures from {ROBOSUITE} (about 160 MB, once)")
+        res = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                              ROBOSUITE, "-d", tmp], capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("robosuite-*.whl"))
+        if res.returncode != 0 or not wheels:
+            log(f"could not download {ROBOSUITE}: {res.stderr.strip()[-300:]}")
+            return 0
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for name in wanted:
+                member = f"robosuite/models/assets/textures/{name}.png"
+                if member in wheel.namelist():
+                    (folder / f"{name}.png").write_bytes(wheel.read(member))
+    return sum((folder / f"{n}.png").is_file() for n in wanted)
 
 
 def _procedural(kind: str, rng: np.random.Generator, size: int = 128) -> np.ndarray:
@@ -41,10 +101,16 @@ def _procedural(kind: str, rng: np.random.Generator, size: int = 128) -> np.ndar
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def texture_file(kind: str, rng: np.random.Generator, folder: Path, data_path: str) -> str:
-    """Make (or pick) a texture of ``kind`` and return its file path for ``loadTexture``."""
+def texture_file(kind: str, rng: np.random.Generator, folder: Path, data_path: str,
+                 group: str | None = None) -> str:
+    """Make (or pick) a texture of ``kind`` and return its file path for ``loadTexture``;
+    ``photo`` prefers the photographic textures of ``group`` when they are cached."""
     import cv2
 
+    if kind == "photo" and group is not None:
+        photos = photo_textures(group)
+        if photos:
+            return photos[int(rng.integers(len(photos)))]
     if kind == "photo":
         rel = PHOTO_TEXTURES[int(rng.integers(len(PHOTO_TEXTURES)))]
         path = Path(data_path) / rel

@@ -1,8 +1,9 @@
 """Training losses: painting space (the paper's) plus decoded-space terms.
 
 One function per task, named in the task table (:attr:`~vision_banana_ros.codecs.tasks.
-TaskSpec.loss`): each takes channels-first paintings (B, 3, H, W) in [0, 1] and the task's
-target, and returns named scalar terms that the config's ``loss_weights`` weigh.
+TaskSpec.loss`): each takes channels-first paintings (B, 3, H, W) in [0, 1], the task's target
+and optional (B, H, W) pixel weights, and returns named scalar terms that the config's
+``loss_weights`` weigh.
 """
 
 from __future__ import annotations
@@ -28,17 +29,23 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def depth_losses(pred: torch.Tensor, depth: torch.Tensor) -> dict[str, torch.Tensor]:
+def _weighted(mask: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    return mask if weight is None else mask * weight
+
+
+def depth_losses(pred: torch.Tensor, depth: torch.Tensor,
+                 weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Painting L1 against the encoded target, and |log d - log g| of the decoded depth.
 
     Args:
         pred: (B, 3, H, W) predicted paintings.
         depth: (B, H, W) target metres (canonical camera); NaN, inf or <= 0 are ignored.
+        weight: (B, H, W) pixel weights (the trainer weighs the camera's depth holes up).
     """
     valid = torch.isfinite(depth) & (depth > 0)
     safe = torch.where(valid, depth, torch.ones_like(depth))
     target = encode_depth_torch(safe)
-    mask = valid.float()
+    mask = _weighted(valid.float(), weight)
     paint = _masked_mean((pred - target).abs().sum(1), mask)
     decoded = decode_depth_torch(pred).clamp(1e-3, 1e3)
     log_err = (torch.log(decoded) - torch.log(safe)).abs()
@@ -46,25 +53,27 @@ def depth_losses(pred: torch.Tensor, depth: torch.Tensor) -> dict[str, torch.Ten
 
 
 def semantic_losses(pred: torch.Tensor, classes: torch.Tensor,
+                    weight: torch.Tensor | None = None,
                     temperature: float = 0.1) -> dict[str, torch.Tensor]:
     """Squared distance to the class colour, and cross-entropy over -distance^2 / T."""
     colours = torch.as_tensor(DEFAULT_SEMANTIC_PALETTE.array, device=pred.device)
     valid = classes < len(colours)
     cls = torch.where(valid, classes, torch.zeros_like(classes))
     target = colours[cls].permute(0, 3, 1, 2)
-    mask = valid.float()
+    mask = _weighted(valid.float(), weight)
     paint = _masked_mean(((pred - target) ** 2).sum(1), mask)
     dist2 = ((pred.unsqueeze(1) - colours.view(1, -1, 3, 1, 1)) ** 2).sum(2)  # (B, K, H, W)
     ce = torch.nn.functional.cross_entropy(-dist2 / temperature, cls, reduction="none")
     return {"semantic_paint": paint, "semantic_decoded": _masked_mean(ce, mask)}
 
 
-def normals_losses(pred: torch.Tensor, normals: torch.Tensor) -> dict[str, torch.Tensor]:
+def normals_losses(pred: torch.Tensor, normals: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Painting L1 to the encoded normals, and 1 - cos of the decoded normals (valid only)."""
     valid = torch.isfinite(normals).all(1)
     safe = torch.nan_to_num(normals, nan=0.0)
     target = encode_normals_torch(safe)
-    mask = valid.float()
+    mask = _weighted(valid.float(), weight)
     paint = _masked_mean((pred - target).abs().sum(1), mask)
     n = pred * 2.0 - 1.0
     n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-6)
@@ -72,8 +81,10 @@ def normals_losses(pred: torch.Tensor, normals: torch.Tensor) -> dict[str, torch
     return {"normals_paint": paint, "normals_decoded": _masked_mean(1.0 - cos, mask)}
 
 
-def instance_losses(pred: torch.Tensor, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The discriminative instance loss as the named term ``instances``."""
+def instance_losses(pred: torch.Tensor, ids: torch.Tensor,
+                    weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The discriminative instance loss as the named term ``instances`` (per-instance terms:
+    pixel weights do not apply)."""
     return {"instances": instance_loss(pred, ids)}
 
 

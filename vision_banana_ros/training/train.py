@@ -47,6 +47,16 @@ class TrainConfig:
     threads: int = 2
     amp: bool = True
     time_limit_s: float | None = None
+    #: Start from these weights (a checkpoint; layers of the same name and shape are copied,
+    #: the rest, such as a new depth branch, keep their initialisation).
+    init_from: str | None = None
+    #: Also keep ``step_N.pt`` every this many steps (0: never), to choose a checkpoint by the
+    #: real bags afterwards (scripts/choose_checkpoint.py).
+    snapshot_every: int = 0
+    #: Depth models: fraction of samples trained without camera depth (RGB-only use).
+    depth_dropout: float = 0.3
+    #: Depth models: extra loss weight of pixels where the simulated camera has no depth.
+    depth_hole_weight: float = 2.0
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
@@ -87,7 +97,9 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
     """Held-out metrics through :class:`~vision_banana_ros.pipeline.Pipeline` (as the node).
 
     ``samples`` come from :func:`~.data.evaluation_samples`; depth is scored in metres with
-    the frame's K, at the frame's own resolution.
+    the frame's K, at the frame's own resolution. A depth model gets a simulated camera depth
+    (seeded per frame): ``depth_*`` and the other tasks are scored with it, ``depth_holes_*``
+    on the pixels where that camera had no depth, and ``rgb_depth_*`` without any depth input.
     """
     from vision_banana_ros.evaluation.metrics import (
         depth_metrics,
@@ -97,19 +109,30 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
     )
     from vision_banana_ros.pipeline import Pipeline
     from vision_banana_ros.runtime.torch_backend import TorchBackend
+    from vision_banana_ros.synthetic.sensor import simulate_sensor_depth
 
     was_training = model.training
     backend = TorchBackend(Path(), device=str(next(model.parameters()).device), model=model)
-    pipe = Pipeline(backend, model.config, list(tasks))
+    pipe = Pipeline(backend, model.config, list(tasks), tune_process=False)
+    rgbd = bool(model.config.depth_input)
     acc: dict[str, list[float]] = {}
+
+    def add(key: str, m: Any) -> None:
+        if m is not None:
+            for name in ("abs_rel", "rmse", "delta1"):
+                acc.setdefault(f"{key}_{name}", []).append(getattr(m, name))
+
     angles = []
-    for frame, _ in samples:
-        out = pipe(frame.rgb, frame.k)
+    for i, (frame, _) in enumerate(samples):
+        sensor = (simulate_sensor_depth(frame.depth, frame.k, np.random.default_rng(i),
+                                        frame.material, frame.depth_through) if rgbd else None)
+        out = pipe(frame.rgb, frame.k, sensor)
         if out.depth is not None:
-            m = depth_metrics(out.depth, frame.depth)
-            if m is not None:
-                for key in ("abs_rel", "rmse", "delta1"):
-                    acc.setdefault(f"depth_{key}", []).append(getattr(m, key))
+            add("depth", depth_metrics(out.depth, frame.depth))
+            if rgbd:
+                holes = np.where(np.isfinite(sensor), np.nan, frame.depth)
+                add("depth_holes", depth_metrics(out.depth, holes))
+                add("rgb_depth", depth_metrics(pipe(frame.rgb, frame.k).depth, frame.depth))
         if out.instances is not None:
             im = instance_metrics(out.instances, frame.instances.astype(np.int64))
             acc.setdefault("instances_f", []).append(im.f_measure)
@@ -129,6 +152,19 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
     return result
 
 
+def _initialise(model: Any, path: Path) -> dict[str, int]:
+    """Copy the weights of a checkpoint whose names and shapes match; returns the counts."""
+    from vision_banana_ros.model.checkpoint import read_checkpoint
+
+    state = read_checkpoint(path)["state_dict"]
+    own = model.state_dict()
+    same = {k: v.to(own[k].dtype) for k, v in state.items()
+            if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    own.update(same)
+    model.load_state_dict(own)
+    return {"copied": len(same), "new": len(own) - len(same), "source": str(path)}
+
+
 def batch_losses(model: Any, batch: dict[str, Any], task_ids: Any,
                  tasks: tuple[str, ...]) -> dict[str, Any]:
     """Named loss terms of one batch of torch tensors: each task's loss (the task table's
@@ -136,10 +172,11 @@ def batch_losses(model: Any, batch: dict[str, Any], task_ids: Any,
     from vision_banana_ros.codecs import TASKS
     from vision_banana_ros.training.losses import task_loss
 
-    paint = model(batch["image"], task_ids).float()  # (B, T, 3, H, W)
+    paint = model(batch["image"], task_ids, batch.get("sensor")).float()  # (B, T, 3, H, W)
+    weight = batch.get("weight")
     parts: dict[str, Any] = {}
     for i, name in enumerate(tasks):
-        parts.update(task_loss(name)(paint[:, i], batch[TASKS[name].target]))
+        parts.update(task_loss(name)(paint[:, i], batch[TASKS[name].target], weight))
     return parts
 
 
@@ -166,6 +203,7 @@ class _Run:
         self.device = _device(cfg.device)
         self.use_amp = cfg.amp and self.device.startswith("cuda")
         self.step, self.elapsed_before, self.history = 0, 0.0, []
+        self.initialised: dict[str, Any] = {}
         last = self.out / "last.pt"
         doc = None
         if resume and last.exists():
@@ -175,7 +213,10 @@ class _Run:
             self.history = list(doc["metrics"].get("history", []))
         else:
             model_cfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
-            self.model = build_model(model_cfg).to(self.device)
+            self.model = build_model(model_cfg)
+            if cfg.init_from:
+                self.initialised = _initialise(self.model, Path(cfg.init_from))
+            self.model = self.model.to(self.device)
         self.model.train()
         self.tasks = self.model.config.tasks
         self.task_ids = self.model.task_ids(self.tasks).to(self.device)
@@ -189,7 +230,9 @@ class _Run:
         mc = self.model.config
         self.batches = training_batches(Path(cfg.data), cfg.batch_size, mc.input_width,
                                         mc.input_height, mc.canonical_focal_px,
-                                        seed=cfg.seed + self.step)
+                                        seed=cfg.seed + self.step, depth_input=mc.depth_input,
+                                        depth_dropout=cfg.depth_dropout,
+                                        hole_weight=cfg.depth_hole_weight)
         self.val = (evaluation_samples(Path(cfg.val_data), mc.input_width, mc.input_height,
                                        mc.canonical_focal_px, cfg.eval_frames)
                     if cfg.val_data else [])
@@ -244,7 +287,7 @@ class _Run:
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.start,
                 "device": self.device, "torch": str(self.torch.__version__),
                 "teacher": self.teacher.name, "data": str(cfg.data),
-                "data_frames": self.data_frames}
+                "data_frames": self.data_frames, "initialised": self.initialised}
         save_checkpoint(path, self.model, train=info,
                         metrics={**metrics, "history": self.history},
                         optimizer=self.optimizer.state_dict() if with_optimizer else None)
@@ -273,6 +316,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, command: str = "",
                 bar.write(f"step {run.step}: " + ", ".join(
                     f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
             run.save(run.out / "last.pt", metrics, with_optimizer=True)
+        if cfg.snapshot_every and run.step % cfg.snapshot_every == 0:
+            run.save(run.out / f"step_{run.step}.pt", metrics, with_optimizer=False)
     if bar is not None:
         bar.close()
     run.model.eval()

@@ -1,0 +1,74 @@
+"""A non-learned instance baseline: the support plane by RANSAC, Euclidean clusters above it.
+
+The classic tabletop segmentation (Rusu, "Semantic 3D Object Maps for Everyday Manipulation in
+Human Living Environments", 2009; PCL's organized multi-plane and Euclidean cluster
+extraction): every RGB-D result of the evaluator is read against it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vision_banana_ros.geometry.camera import backproject
+
+
+def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int = 2,
+                            plane_tol_m: float = 0.012, cluster_m: float = 0.02,
+                            min_points: int = 30, max_height_m: float = 0.5) -> np.ndarray:
+    """Instance ids from the camera's depth alone.
+
+    Args:
+        depth: (H, W) float metres (NaN or <= 0 invalid); k: (3, 3) intrinsics.
+        stride: use every ``stride``-th pixel (ids are spread to the skipped ones).
+        plane_tol_m: RANSAC inlier distance of the support plane.
+        cluster_m: Euclidean clustering distance (DBSCAN eps).
+        min_points: smallest cluster, in sampled points.
+        max_height_m: points farther above the plane are not objects (walls, people).
+
+    Returns:
+        (H, W) uint16 ids, 0 = no object, numbered by decreasing size.
+    """
+    import cv2
+    import open3d as o3d
+    from scipy.spatial import Delaunay
+
+    h, w = depth.shape
+    sub = np.asarray(depth, np.float32)[::stride, ::stride]
+    ks = k.astype(np.float64).copy()
+    ks[:2] /= stride  # sampled pixel j is pixel j * stride
+    pts = backproject(sub, ks).reshape(-1, 3)
+    valid = np.isfinite(pts).all(1) & (pts[:, 2] > 0)
+    ids = np.zeros(sub.size, np.int32)
+    if valid.sum() < 100:
+        return np.zeros((h, w), np.uint16)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts[valid].astype(np.float64)))
+    plane, inliers = cloud.segment_plane(plane_tol_m, 3, 200)
+    normal, offset = np.asarray(plane[:3]), float(plane[3])
+    if offset < 0:  # orient the normal towards the camera (at the origin)
+        normal, offset = -normal, -offset
+    p = pts[valid]
+    height = p @ normal + offset
+    # The support's extent: objects project inside the convex hull of the plane's inliers.
+    basis = np.linalg.svd(np.eye(3) - np.outer(normal, normal))[0][:, :2]
+    on_plane = p[np.asarray(inliers)] @ basis
+    if len(on_plane) < 10:
+        return np.zeros((h, w), np.uint16)
+    hull = Delaunay(on_plane[np.random.default_rng(0).choice(
+        len(on_plane), min(len(on_plane), 3000), replace=False)])
+    above = (height > plane_tol_m) & (height < max_height_m)
+    above &= hull.find_simplex(p @ basis) >= 0
+    if above.sum() < min_points:
+        return np.zeros((h, w), np.uint16)
+    objects = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p[above].astype(np.float64)))
+    labels = np.asarray(objects.cluster_dbscan(cluster_m, 5))
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
+    order = [int(c) for c in np.argsort(-sizes) if sizes[c] >= min_points]
+    remap = np.zeros(len(sizes) + 1, np.int32)
+    for new, old in enumerate(order, start=1):
+        remap[old] = new
+    index = np.flatnonzero(valid)[above]
+    ids[index] = np.where(labels >= 0, remap[np.maximum(labels, 0)], 0)
+    grid = ids.reshape(sub.shape).astype(np.uint16)
+    full = cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
+    full[~(np.isfinite(depth) & (depth > 0))] = 0
+    return full
