@@ -15,6 +15,8 @@ FILL_MODES = ("holes", "all", "none")
 #: Bounds of the scale that aligns the model's depth to the camera's (a model further off
 #: than this is not trusted to be rescaled).
 SCALE_BOUNDS = (0.5, 2.0)
+#: Ratios this far (relative) from the first pass of the local scale field are outliers.
+LOCAL_OUTLIER = 0.3
 
 
 def align_scale(model: np.ndarray, sensor: np.ndarray) -> float:
@@ -26,13 +28,55 @@ def align_scale(model: np.ndarray, sensor: np.ndarray) -> float:
     return float(np.clip(np.median(sensor[both] / model[both]), *SCALE_BOUNDS))
 
 
+#: Scales (fractions of the image diagonal) of the ratio spreading, coarse to fine.
+SPREAD_SIGMAS = (0.16, 0.08, 0.04, 0.02, 0.01)
+
+
+def _spread(ratio: np.ndarray, support: np.ndarray, glob: float) -> np.ndarray:
+    """Ratios spread from ``support`` over the frame, coarse to fine (normalised convolution
+    at each of :data:`SPREAD_SIGMAS` on a 4x coarser grid; a finer estimate replaces the
+    coarser one where it has support): near valid pixels the field follows them closely, deep
+    in a large hole it is smooth. (H, W) float32."""
+    import cv2
+
+    h, w = ratio.shape
+    small = (max(1, w // 4), max(1, h // 4))
+    num0 = cv2.resize(np.where(support, ratio, 0.0).astype(np.float32), small,
+                      interpolation=cv2.INTER_AREA)
+    den0 = cv2.resize(support.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    diagonal = float(np.hypot(*small))
+    field = np.full(den0.shape, glob, np.float32)
+    for frac in SPREAD_SIGMAS:
+        sigma = max(0.5, frac * diagonal)
+        num = cv2.GaussianBlur(num0, (0, 0), sigma)
+        den = cv2.GaussianBlur(den0, (0, 0), sigma)
+        weight = np.clip(den / 0.1, 0.0, 1.0)
+        field = weight * (num / np.maximum(den, 1e-6)) + (1 - weight) * field
+    return cv2.resize(field.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def local_scale(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
+    """(H, W) float32 field of sensor / model ratios, spread from the pixels where both are
+    valid into the holes (:func:`_spread`). Two passes: ratios more than
+    :data:`LOCAL_OUTLIER` off the first field (glass seen through, flying pixels) are left out
+    of the second. Where no valid pixel is near, the frame's median ratio
+    (:func:`align_scale`)."""
+    glob = align_scale(model, sensor)
+    both = np.isfinite(model) & np.isfinite(sensor) & (model > 0) & (sensor > 0)
+    ratio = np.where(both, sensor / np.where(both, model, 1.0), 0.0).astype(np.float32)
+    both &= (ratio > glob * SCALE_BOUNDS[0]) & (ratio < glob * SCALE_BOUNDS[1])
+    first = _spread(ratio, both, glob)
+    inliers = both & (np.abs(ratio / first - 1.0) < LOCAL_OUTLIER)
+    return _spread(ratio, inliers, glob)
+
+
 def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
                consistency: float) -> tuple[np.ndarray, np.ndarray]:
     """(depth, source) of one frame.
 
-    With both depths, the model's is first put on the camera's scale (:func:`align_scale`):
-    the camera's depth is metric where it is valid, and the model's shape fills its holes at
-    the right scale.
+    With both depths, the model's is first put on the camera's scale, locally
+    (:func:`local_scale`): the camera's depth is metric where it is valid, and the model's
+    shape fills its holes at the scale of the camera's depth around them.
 
     Args:
         model: (H, W) float32 metres decoded from the painting (NaN invalid), or None.
@@ -57,7 +101,7 @@ def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
                                 "differ in size")
     source = np.zeros(ref.shape, np.uint8)
     if sensor is not None and model is not None and mode != "none":
-        model = model * np.float32(align_scale(model, sensor))
+        model = model * local_scale(model, sensor)
     if sensor is not None and model is not None and mode == "holes":
         with np.errstate(invalid="ignore", divide="ignore"):
             keep = np.isfinite(sensor) & ~(np.abs(sensor - model) > consistency * model)
