@@ -1,7 +1,9 @@
 """``vision-banana demo``: the main job, end to end over real ROS 2 topics.
 
 Renders a few synthetic tabletop frames into a bag (or takes ``--bag``), starts the node in its
-own process with the shipped parameters file, replays the bag into it from a player process,
+own process with the shipped parameters file, replays the bag into it from a player process
+(colour, camera_info and the camera's depth: rendered frames carry a simulated depth camera's
+measurement, with the exact depth kept as ground truth),
 records every output, and writes into the output folder, per frame, one picture with the input
 colour image beside each output (and the ground truth where the bag has it) and the point
 cloud seen from the camera, and ``summary.md`` with each frame's depth and instance figures
@@ -22,7 +24,7 @@ import numpy as np
 
 from vision_banana_ros.errors import VisionBananaError
 
-_KEYS = ("depth", "overlay", "instances", "points", "objects")
+_KEYS = ("depth", "overlay", "instances", "points", "objects", "depth_source")
 
 
 def _params_file() -> Path | None:
@@ -54,7 +56,7 @@ def _render_bag(out: Path, frames: int) -> Path:
                    progress=False,
                    config=SceneConfig(resolutions=((640, 480),), min_objects=3, max_objects=8,
                                       sensor_effects=0.3))
-    shards_to_bag(shards, bag)
+    shards_to_bag(shards, bag, sensor_depth=True)
     return bag
 
 
@@ -69,13 +71,15 @@ def _inputs(bag: Path) -> dict[int, dict[str, np.ndarray]]:
     frames: dict[int, dict[str, np.ndarray]] = {}
     try:
         topics = detect_topics({c.topic: c.msgtype for c in reader.connections})
-        roles = {topics.image: "rgb", topics.depth: "gt_depth", topics.instances: "gt_ids"}
+        roles = {topics.image: "rgb", topics.depth: "gt_depth", topics.instances: "gt_ids",
+                 topics.sensor_depth: "camera_depth"}
         roles.pop(None, None)
         for topic, _, raw, mtype in iter_raw(reader, list(roles)):
             msg = reader.deserialize(raw, mtype)
             role = roles[topic]
             value = (colour_image(msg, 1 << 40) if role == "rgb" else depth_to_metres(msg)
-                     if role == "gt_depth" else np.asarray(image_array(msg), np.int64))
+                     if role in ("gt_depth", "camera_depth")
+                     else np.asarray(image_array(msg), np.int64))
             frames.setdefault(stamp_ns(msg.header), {})[role] = value
     finally:
         reader.close()
@@ -90,21 +94,26 @@ def _record(out: Path, bag: Path, rate_hz: float, params: dict[str, Any],
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+    from vision_banana_ros.bags.reader import open_reader, topic_types
     from vision_banana_ros.outputs import BY_KEY
     from vision_banana_ros.ros.messages import message_class
-    from vision_banana_ros.ros.replay import load_frames
+    from vision_banana_ros.ros.replay import camera_depth_topic, load_frames
     from vision_banana_ros.ros.tools import NodeProcess, node_command, wait_until_matched
     from vision_banana_ros.sync import stamp_ns
 
-    msgs, types = load_frames(bag)
-    image_topic = next(t for t, ty in types.items() if ty.__name__ != "CameraInfo")
+    reader = open_reader(bag)
+    depth_topic = camera_depth_topic(topic_types(reader))
+    reader.close()
+    msgs, types = load_frames(bag, depth=depth_topic)
+    image_topic = next(iter(types))
     info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
     node = NodeProcess(node_command(image_topic, f"sensor_msgs/msg/{types[image_topic].__name__}",
-                                    info_topic, params, params_file=_params_file()),
+                                    info_topic, params, params_file=_params_file(),
+                                    depth_topic=depth_topic),
                        out / "node.log", env)
     received: dict[str, dict[int, Any]] = {k: {} for k in _KEYS}
     diagnostics: dict[str, str] = {}
-    sent = sum(1 for m in msgs if type(m[1]).__name__ != "CameraInfo")
+    sent = sum(1 for m in msgs if m[0] == image_topic)
     rclpy.init()
     recorder = rclpy.create_node("vision_banana_demo_recorder")
     try:
@@ -127,8 +136,8 @@ def _record(out: Path, bag: Path, rate_hz: float, params: dict[str, Any],
         start = time.monotonic()
         player = subprocess.Popen(
             [sys.executable, "-m", "vision_banana_ros.ros.replay", "play", str(bag),
-             "--rate", str(rate_hz)], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+             "--rate", str(rate_hz), *(["--depth"] if depth_topic else [])], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         _wait_for_outputs(recorder, received, player, sent, rate_hz)
         play_s = time.monotonic() - start
         player_out = player.communicate(timeout=30)[0]
@@ -154,7 +163,7 @@ def _wait_for_outputs(recorder: Any, received: dict[str, dict[int, Any]], player
         count = sum(len(v) for v in received.values())
         if count != last_count:
             last_count, last_change = count, time.monotonic()
-        if min(len(v) for v in received.values()) >= sent:
+        if min(len(v) for k, v in received.items() if k != "depth_source") >= sent:
             break
         if player.poll() is not None and time.monotonic() - last_change > 10:
             break
@@ -195,7 +204,13 @@ def _frame_report(i: int, stamp: int, received: dict[str, dict[int, Any]],
             np.full_like(gt, np.nanmedian(gt)), gt)
         if m is not None and const is not None:
             row.update(delta1=m.delta1, abs_rel=m.abs_rel, constant_delta1=const.delta1)
+    if "camera_depth" in inputs:
+        panels.append(("camera depth (input)", depth_colormap(inputs["camera_depth"], vmax)))
     panels.append(("depth (node)", depth_colormap(depth, vmax)))
+    if stamp in received["depth_source"]:
+        source = np.asarray(image_array(received["depth_source"][stamp]))
+        panels.append(("depth source: camera / completed", _source_picture(source)))
+        row["completed"] = float(np.mean(source == 2))
     if stamp in received["overlay"]:
         panels.append(("instances (node)", np.asarray(image_array(received["overlay"][stamp]))))
     if "gt_ids" in inputs:
@@ -213,6 +228,12 @@ def _frame_report(i: int, stamp: int, received: dict[str, dict[int, Any]],
     return row
 
 
+def _source_picture(source: np.ndarray) -> np.ndarray:
+    """~/depth/source as colours: none black, camera grey, completed by the model orange."""
+    lut = np.array([[0, 0, 0], [110, 110, 110], [255, 140, 0]], np.uint8)
+    return lut[np.minimum(source, 2)]
+
+
 def _summary(rows: list[dict[str, Any]], bag: Path, sent: int, rate_hz: float,
              image_topic_note: str, diagnostics: dict[str, str], play_s: float,
              total_s: float, out: Path) -> str:
@@ -226,11 +247,13 @@ def _summary(rows: list[dict[str, Any]], bag: Path, sent: int, rate_hz: float,
              "ground truth where the bag has it); `frameN_points.png` is the point cloud seen "
              "from near the camera.", "",
              "| frame | depth range (m) | depth delta1 | AbsRel | constant-at-median delta1 | "
-             "instance F | objects | points |", "|---|---|---|---|---|---|---|---|"]
+             "completed by the model | instance F | objects | points |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['frame']} | {r['range']} | {fmt(r.get('delta1'))} | "
                      f"{fmt(r.get('abs_rel'))} | {fmt(r.get('constant_delta1'))} | "
-                     f"{fmt(r.get('f_measure'))} | {r['objects']} | {r.get('points', 0)} |")
+                     f"{fmt(r.get('completed'))} | {fmt(r.get('f_measure'))} | "
+                     f"{r['objects']} | {r.get('points', 0)} |")
     scored = [r for r in rows if "delta1" in r]
     if scored:
         mean = {k: float(np.mean([r[k] for r in scored])) for k in

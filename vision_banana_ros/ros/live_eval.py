@@ -94,16 +94,21 @@ def _play(cfg: EvalConfig, rate_hz: float, start_node: bool, node_name: str) -> 
     """Start the node (optionally), play the bag into it and record; returns (frames sent,
     send times by stamp, recorder)."""
     from vision_banana_ros.bags.mcap_stream import open_writer
+    from vision_banana_ros.bags.reader import detect_topics, open_reader, topic_types
 
-    msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic)
-    image_topic = next(t for t, ty in types.items() if ty.__name__ != "CameraInfo")
+    reader = open_reader(cfg.bag)
+    depth_topic = (detect_topics(topic_types(reader)).sensor_depth
+                   if cfg.depth_input != "off" else None)  # as offline: apart from truth
+    reader.close()
+    msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic, depth_topic)
+    image_topic = next(iter(types))
     info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
     node = None
     if start_node:
         args = node_command(image_topic, f"sensor_msgs/msg/{types[image_topic].__name__}",
                             info_topic, {"backend": cfg.backend, "threads": cfg.threads,
                                          "tasks": cfg.tasks, "model_path": cfg.model},
-                            node_name=node_name)
+                            node_name=node_name, depth_topic=depth_topic)
         node = NodeProcess(args, cfg.out / "node.log", dict(os.environ))
     rclpy.init()
     writer = open_writer(cfg.out / "outputs")

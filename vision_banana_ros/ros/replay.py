@@ -52,15 +52,23 @@ _TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": Com
           "sensor_msgs/msg/CameraInfo": CameraInfo}
 
 
-def load_frames(bag: Path, image: str | None = None,
-                camera_info: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, type]]:
-    """(topic, rclpy message) pairs of the bag's colour and camera_info topics, in order."""
+def camera_depth_topic(types: dict[str, str]) -> str | None:
+    """The bag's camera depth (what a driver publishes aligned to colour): the sensor topic
+    when the bag has ground truth apart from it, else its depth topic."""
+    topics = detect_topics(types)
+    return topics.sensor_depth or topics.depth
+
+
+def load_frames(bag: Path, image: str | None = None, camera_info: str | None = None,
+                depth: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, type]]:
+    """(topic, rclpy message) pairs of the bag's colour, camera_info and (when ``depth``
+    names it) camera depth topics, in order."""
     reader = open_reader(bag)
     try:
         topics = detect_topics(topic_types(reader), image=image, camera_info=camera_info)
         if topics.image is None:
             raise BagError(f"bag {bag} has no colour image topic")
-        wanted = [t for t in (topics.image, topics.camera_info) if t]
+        wanted = [t for t in (topics.image, topics.camera_info, depth) if t]
         msgs = [(topic, deserialize_message(raw, _TYPES[mtype]))
                 for topic, _, raw, mtype in iter_raw(reader, wanted)]
         return msgs, {t: _TYPES[topic_types(reader)[t]] for t in wanted}
@@ -69,7 +77,8 @@ def load_frames(bag: Path, image: str | None = None,
 
 
 class Player(Node):
-    """Publishes recorded messages; camera_info first in each frame so it can be matched."""
+    """Publishes recorded messages; camera_info and depth first in each frame, so they can be
+    matched when the image comes."""
 
     def __init__(self, msgs: list[tuple[str, Any]], types: dict[str, type], rate_hz: float,
                  loops: int, reliability: str = "reliable") -> None:
@@ -77,7 +86,7 @@ class Player(Node):
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
                          if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT)
         self.pubs = {t: self.create_publisher(ty, t, qos) for t, ty in types.items()}
-        self.msgs, self.rate_hz, self.loops = msgs, rate_hz, loops
+        self.msgs, self.rate_hz, self.loops, self.types = msgs, rate_hz, loops, types
         self.reliable = reliability == "reliable"
         self.sent: list[tuple[int, float]] = []  # (image stamp ns, send time)
 
@@ -98,7 +107,10 @@ class Player(Node):
 
     def play(self) -> int:
         """Publish everything; returns the number of images sent."""
-        images = [m for m in self.msgs if isinstance(m[1], (Image, CompressedImage))]
+        colour = next(iter(self.types))  # load_frames puts the colour topic first
+        images = [m for m in self.msgs if m[0] == colour]
+        depths = {stamp_ns(m.header): (t, m) for t, m in self.msgs
+                  if t != colour and not isinstance(m, CameraInfo)}
         period = 1.0 / self.rate_hz if self.rate_hz > 0 else 0.1
         infos = [m for m in self.msgs if isinstance(m[1], CameraInfo)]
         info_by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): (t, m) for t, m in infos}
@@ -115,6 +127,9 @@ class Player(Node):
                         # The first camera_info must be delivered before any image, or the
                         # node skips frames until the next one (readers match late under load).
                         self.pubs[info[0]].wait_for_all_acked(Duration(seconds=5))
+                if stamp_ns(msg.header) in depths:
+                    depth_topic, depth_msg = depths[stamp_ns(msg.header)]
+                    self.pubs[depth_topic].publish(depth_msg)
                 if n == 0:
                     start = time.monotonic()  # the schedule starts at the first image
                 due = start + n * period
@@ -216,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--loops", type=int, default=1)
     play.add_argument("--image-topic")
     play.add_argument("--info-topic")
+    play.add_argument("--depth", action="store_true",
+                      help="also publish the bag's camera depth (RGB-D camera)")
     play.add_argument("--reliability", default="reliable")
     rec = sub.add_parser("record")
     rec.add_argument("--node", default="/vision_banana")
@@ -229,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "play":
             try:
-                msgs, types = load_frames(args.bag, args.image_topic, args.info_topic)
+                depth = None
+                if args.depth:
+                    reader = open_reader(args.bag)
+                    depth = camera_depth_topic(topic_types(reader))
+                    reader.close()
+                msgs, types = load_frames(args.bag, args.image_topic, args.info_topic, depth)
             except BagError as err:
                 print(f"replay play: error: {err}", file=sys.stderr)
                 return 2

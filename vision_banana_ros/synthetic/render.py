@@ -161,11 +161,36 @@ def render_dataset(out: Path, *, scenes: int, views: int, seed: int, workers: in
     return index
 
 
-def shards_to_bag(folder: Path, bag: Path, *, storage: str = "mcap") -> int:
-    """Write every frame of a shard folder into a RealSense-layout bag; returns frames."""
-    from vision_banana_ros.bags import RgbdBagWriter
+#: Ground-truth topics of RGB-D bags whose camera depth is a simulated sensor's, as in the
+#: shared real_cleargrasp_rgbd bag.
+TRUTH_DEPTH, TRUTH_TRANSPARENT = "/ground_truth/depth/image_raw", "/ground_truth/transparent_mask"
+
+
+def shards_to_bag(folder: Path, bag: Path, *, storage: str = "mcap",
+                  sensor_depth: bool = False, seed: int = 0) -> int:
+    """Write every frame of a shard folder into a RealSense-layout bag; returns frames.
+
+    ``sensor_depth``: the camera depth topic carries what a depth camera would measure
+    (:func:`~.sensor.simulate_sensor_depth`, seeded per frame), and the exact depth and the
+    transparent-object mask go to ``/ground_truth/...`` topics, as in real_cleargrasp_rgbd.
+    """
+    from vision_banana_ros.bags import RgbdBagWriter, image_msg
+    from vision_banana_ros.bags.messages import depth_mm_from_metres
+    from vision_banana_ros.synthetic.sensor import TRANSPARENT, simulate_sensor_depth
 
     with RgbdBagWriter(bag, storage=storage) as writer:
-        for frame in iter_frames(folder):
-            writer.write(frame.rgb, frame.depth, frame.k, frame.instances)
+        for i, frame in enumerate(iter_frames(folder)):
+            if not sensor_depth:
+                writer.write(frame.rgb, frame.depth, frame.k, frame.instances)
+                continue
+            camera = simulate_sensor_depth(frame.depth, frame.k,
+                                           np.random.default_rng([seed, i]), frame.material,
+                                           frame.depth_through)
+            stamp = writer.write(frame.rgb, camera, frame.k, frame.instances)
+            glass = (frame.material == TRANSPARENT if frame.material is not None
+                     else np.zeros(frame.depth.shape, bool))
+            writer.write_message(TRUTH_DEPTH, "sensor_msgs/msg/Image", stamp, image_msg(
+                depth_mm_from_metres(frame.depth), "16UC1", stamp, writer.frame_id))
+            writer.write_message(TRUTH_TRANSPARENT, "sensor_msgs/msg/Image", stamp, image_msg(
+                (glass * 255).astype(np.uint8), "mono8", stamp, writer.frame_id))
         return writer.count
