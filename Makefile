@@ -10,7 +10,7 @@ DEMO_OUT ?= demo_output
 # Tests and tools never talk to other machines; each ROS test picks its own domain id.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
-.PHONY: all venv demo test lint bench clean
+.PHONY: all venv demo test lint bench clean render-env
 
 all: test
 
@@ -30,8 +30,15 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The photoreal renderer's own environment (Blender as a Python module, about 1 GB).
+render-env: .venv-render/.bootstrapped
+
+.venv-render/.bootstrapped: requirements-render.txt scripts/bootstrap_render.sh
+	PYTHON=$(PYTHON) scripts/bootstrap_render.sh .venv-render
+	touch $@
+
 bench: $(STAMP)
 	$(BIN)/vision-banana bench --out bench_results.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) bench_results.json .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-render $(DEMO_OUT) bench_results.json .pytest_cache .ruff_cache build *.egg-info

@@ -92,7 +92,7 @@ def test_demo_runs_the_node_end_to_end(tmp_path):
 def test_gpu_check_script_runs_its_cpu_dry_run(tmp_path):
     import os
 
-    env = dict(os.environ, TRAIN_SECONDS="0", GPU_CHECK_ARGS="--cpu-dry-run --repeats 2")
+    env = dict(os.environ, TRAIN_SECONDS="60", GPU_CHECK_ARGS="--cpu-dry-run --repeats 2")
     res = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path)],
                          capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -100,3 +100,8 @@ def test_gpu_check_script_runs_its_cpu_dry_run(tmp_path):
     assert doc["dry_run"] is True
     assert doc["parity"]["torch fp32"]["depth_max_rel_diff"] == 0.0
     assert "TensorRT" in doc["tensorrt"]
+    # The budgeted training run rendered its data, trained and wrote what the card needs.
+    run = json.loads((tmp_path / "train" / "gpu_run.json").read_text())
+    assert run["device"] == "cpu" and run["steps"] == 3 and run["data"]["rendered"]
+    assert run["total_s"] < 60 + 30
+    assert (tmp_path / "train" / "run" / "model.pt").stat().st_size > 1000

@@ -19,7 +19,8 @@ class RecordedPaintings:
     def __init__(self, paintings: np.ndarray) -> None:
         self.paintings = paintings
 
-    def run(self, images: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    def run(self, images: np.ndarray, task_ids: np.ndarray,
+            depth: np.ndarray | None = None) -> np.ndarray:
         return self.paintings
 
     def close(self) -> None:
@@ -35,6 +36,15 @@ def _frame(width: int = 640, height: int = 480) -> tuple[np.ndarray, np.ndarray,
     f = render_spheres_on_plane(width, height, n_spheres=6, seed=2)
     msg = SimpleNamespace(**array_to_image_fields(f.rgb, "rgb8"))
     return f.rgb, f.k, msg
+
+
+def _camera_depth() -> np.ndarray:
+    """The benchmark frame's depth as a depth camera would measure it."""
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+    from vision_banana_ros.synthetic.sensor import simulate_sensor_depth
+
+    f = render_spheres_on_plane(640, 480, n_spheres=6, seed=2)  # _frame's scene
+    return simulate_sensor_depth(f.depth, f.k, np.random.default_rng(0))
 
 
 def _model_path() -> str:
@@ -120,6 +130,10 @@ def bench_pipeline(quick: bool) -> list[BenchResult]:
     torch_b = create_backend("torch", model, threads=2)
     two = ["depth", "instances"]
     ort_pipe = Pipeline(ort, ort.config, two)
+    quiet = {"publish_points": False, "publish_objects": False, "publish_overlay": False,
+             "tasks": "depth,instances"}
+    rgbd_options = node_config.validate({**quiet, "depth_input": "auto"})
+    rgb_options = node_config.validate({**quiet, "depth_input": "off"})
     torch_pipe = Pipeline(torch_b, torch_b.config, two)
     repeats = 10 if quick else 30
     results.append(compare(
@@ -128,6 +142,18 @@ def bench_pipeline(quick: bool) -> list[BenchResult]:
         ("PyTorch eager, 2 threads", lambda: torch_pipe(rgb, k)), repeats,
         target="<= 150 ms (ONNX Runtime)", bar_s=0.150,
         details={"input": f"{ort.config.input_width}x{ort.config.input_height}"}))
+    if ort.config.depth_input:  # the camera's depth as a second input: what it costs
+        camera = _camera_depth()
+        with_depth = FrameProcessor(ort_pipe, rgbd_options)
+        without = FrameProcessor(ort_pipe, rgb_options)
+        results.append(compare(
+            "depth input 640x480 onnxruntime",
+            ("depth + instances with the camera's depth (planes, fusion)",
+             lambda: with_depth(rgb, k, camera)),
+            ("the same frame RGB only", lambda: without(rgb, k)),
+            repeats, target="<= 10 % more than RGB only (ratio >= 0.91)",
+            details={"camera_valid_fraction": float(np.isfinite(camera).mean())}))
+        results[-1].met = results[-1].ratio >= 1 / 1.1
     x = real.preprocess(rgb, k)[0]
     all_ids = np.arange(len(ort.config.tasks))
     for name, backend in (("onnxruntime", ort), ("torch", torch_b)):
