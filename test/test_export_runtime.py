@@ -8,7 +8,6 @@ import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -133,7 +132,8 @@ def test_engine_cache_hit_and_every_key_part_invalidates(tmp_path):
     changes = {"onnx_sha256": "b" * 64, "tensorrt_version": "10.4.0", "gpu_name": "RTX 4090",
                "compute_capability": "8.9", "precision": "int8", "max_batch": 4,
                "max_tasks": 2, "input_height": 240, "input_width": 320, "dla_core": 0,
-               "calibration_sha256": "c" * 64, "opt_batch": 2, "min_batch": 2}
+               "calibration_sha256": "c" * 64, "opt_batch": 2, "min_batch": 2,
+               "depth_input": True}
     assert set(changes) == set(asdict(KEY))  # every field is exercised
     for field, value in changes.items():
         other = replace(KEY, **{field: value})
@@ -177,15 +177,15 @@ def test_concurrent_builders_never_leave_a_torn_engine(tmp_path):
 def test_calibration_data_mixes_shards_and_bags_in_full_batches(tmp_path):
     from vision_banana_ros.bags import RgbdBagWriter
     from vision_banana_ros.runtime.calibration import frame_source
+    from vision_banana_ros.synthetic.scene import Frame
     from vision_banana_ros.synthetic.shards import scene_arrays, write_npz
 
     # A shard folder of 5 frames of value 10 and a bag of 2 real-sized frames of value 200.
-    frames = [SimpleNamespace(rgb=np.full((48, 64, 3), 10, np.uint8),
-                              depth=np.ones((48, 64), np.float32),
-                              instances=np.zeros((48, 64), np.uint16),
-                              semantic=np.zeros((48, 64), np.uint8),
-                              normals=np.zeros((48, 64, 3), np.float32), k=np.eye(3),
-                              pose=np.eye(4), meta={}) for _ in range(5)]
+    frames = [Frame(rgb=np.full((48, 64, 3), 10, np.uint8), depth=np.ones((48, 64), np.float32),
+                    instances=np.zeros((48, 64), np.uint16),
+                    semantic=np.zeros((48, 64), np.uint8),
+                    normals=np.zeros((48, 64, 3), np.float32), k=np.eye(3), pose=np.eye(4))
+              for _ in range(5)]
     (tmp_path / "shards").mkdir()
     write_npz(tmp_path / "shards" / "scene-000000.npz", scene_arrays(frames))
     (tmp_path / "shards" / "index.json").write_text(json.dumps({

@@ -54,10 +54,13 @@ class _Camera:
 
     def ready(self, timeout: float = 60.0) -> bool:
         """The node subscribes to our topics, reliably (input QoS ``auto`` switches to reliable
-        once it has seen our publishers: a frame sent during the switch can be lost)."""
+        once it has seen our publishers: a frame sent during the switch can be lost; the depth
+        topic, which nobody publishes here, stays best effort)."""
+        want = {"image=reliable", "camera_info=reliable"}
         return self.client.spin_until(
             lambda: self.img.get_subscription_count() > 0
-            and self.fresh_status().get("input_reliability") == "reliable,reliable", timeout)
+            and want <= set(self.fresh_status().get("input_reliability", "").split(",")),
+            timeout)
 
     def spin(self, seconds: float) -> None:
         self.client.spin_until(lambda: False, seconds)

@@ -46,7 +46,7 @@ class _RgbdCamera:
         return self.client.spin_until(
             lambda: self.depth.get_subscription_count() > 0 and self.diags
             and status_values(self.diags[-1]).get("input_reliability")
-            == "reliable,reliable,reliable", 60)
+            == "image=reliable,camera_info=reliable,depth/image=reliable", 60)
 
     def send(self, stamp: int, depth_msg=None, rgb=None) -> None:
         rgb = rgb if rgb is not None else np.full((48, 64, 3), 120, np.uint8)

@@ -458,7 +458,8 @@ class VisionBananaNode(LifecycleNode):
             "device": self.backend.device if self.backend else "none",
             "precision": self.backend.precision if self.backend else "none",
             "backend_choice": self._backend_reason,
-            "input_reliability": ",".join(s.reliability for s in self._inputs) or "none",
+            "input_reliability": ",".join(f"{s.topic}={s.reliability}"
+                                          for s in self._inputs) or "none",
             "depth_input": self.config.get("depth_input", "off"),
             "depth_input_rate_hz": f"{self.depth_rate.rate():.2f}",
             "depth_fraction_completed": (f"{np.mean(self.completed):.3f}" if self.completed
