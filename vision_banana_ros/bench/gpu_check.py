@@ -23,9 +23,11 @@ import numpy as np
 
 
 def _percentiles(times: list[float]) -> dict[str, float]:
-    a = np.asarray(times) * 1e3
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-            "mean_ms": float(a.mean())}
+    """Seconds -> the package's latency summary in milliseconds, named ``*_ms``."""
+    from vision_banana_ros.stats import latency_summary
+
+    summary = latency_summary(t * 1e3 for t in times)
+    return {f"{k}_ms": v for k, v in summary.items() if k != "total_s"}
 
 
 def _time(fn: Any, sync: Any, repeats: int) -> list[float]:
