@@ -67,7 +67,8 @@ def test_demo_runs_the_node_end_to_end(tmp_path):
 
     env = dict(os.environ, ROS_DOMAIN_ID="97", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     res = subprocess.run([sys.executable, "-m", "vision_banana_ros.cli", "demo", "--out",
-                          str(tmp_path / "demo"), "--frames", "2", "--rate", "4"], cwd=tmp_path,
+                          str(tmp_path / "demo"), "--frames", "2", "--rate", "4",
+                          "--renderer", "pybullet"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "2 frames published" in res.stdout

@@ -334,6 +334,12 @@ def test_yaml_defaults_equal_the_parameter_table():
     assert node_config.validate(params) == node_config.defaults()
 
 
+def test_readme_parameter_table_is_the_parameter_table():
+    readme = (ROOT / "README.md").read_text()
+    assert node_config.markdown_table() in readme, \
+        "README's table: python -m vision_banana_ros.node_config --markdown"
+
+
 @pytest.mark.parametrize(("values", "message"), [
     ({"backend": "tensorflow"}, "backend must be one of"),
     ({"tasks": "depth,colour"}, "unknown task"),

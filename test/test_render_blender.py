@@ -64,3 +64,18 @@ def test_render_command_runs_blender_in_its_environment(tmp_path):
     frames = list(iter_frames(tmp_path / "s"))
     assert len(frames) == 2 and frames[0].rgb.shape == (72, 96, 3)
     assert np.isfinite(frames[0].depth).mean() > 0.9 and frames[0].material is not None
+
+
+def test_demo_frames_are_blender_renders_where_the_environment_exists(tmp_path):
+    from vision_banana_ros.bags.reader import detect_topics, open_reader, topic_types
+    from vision_banana_ros.ros.demo import _render_bag
+    from vision_banana_ros.synthetic.shards import read_index
+
+    bag, used = _render_bag(tmp_path, 2, "auto")
+    assert used == "blender" and read_index(tmp_path / "input_shards")["renderer"] == "blender"
+    reader = open_reader(bag)
+    try:
+        topics = detect_topics(topic_types(reader))
+        assert topics.sensor_depth is not None and topics.depth is not None
+    finally:
+        reader.close()

@@ -36,37 +36,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vision_banana_ros.ros.demo import run_demo
 
     print(run_demo(args.out, bag=args.bag, model=args.model, frames=args.frames,
-                   rate_hz=args.rate, backend=args.backend))
+                   rate_hz=args.rate, backend=args.backend, renderer=args.renderer))
     print(f"pictures and summary.md in {args.out.resolve()}")
     return 0
-
-
-def _render_python() -> Path | None:
-    """The interpreter of the render environment (``$VISION_BANANA_RENDER_PYTHON`` or the
-    repository's ``.venv-render``), when it exists."""
-    given = os.environ.get("VISION_BANANA_RENDER_PYTHON")
-    path = Path(given) if given else Path(__file__).resolve().parents[1] / ".venv-render" / \
-        "bin" / "python"
-    return path if path.is_file() else None
 
 
 def _render_elsewhere(argv: list[str]) -> int | None:
     """Run this render command in the render environment when Blender is not importable here
     (bpy needs numpy < 2 and lives in a virtual environment of its own); None: render here."""
-    import subprocess
+    from vision_banana_ros.synthetic.blender import blender_available, run_in_render_env
 
-    from vision_banana_ros.synthetic.blender import BLENDER_HINT, blender_available
-
-    if blender_available()[0]:
-        return None
-    python = _render_python()
-    if python is None or Path(sys.prefix).resolve() == python.parent.parent.resolve():
-        raise VisionBananaError(f"{BLENDER_HINT}; `make render-env` creates .venv-render")
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])]))
-    return subprocess.run([str(python), "-m", "vision_banana_ros.cli", *argv], env=env,
-                          check=False).returncode
+    return None if blender_available()[0] else run_in_render_env(argv)
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -255,6 +235,9 @@ def _add_demo(sub: Any) -> None:
     demo.add_argument("--backend", default="auto")
     demo.add_argument("--frames", type=int, default=6, help="frames to render (default: 6)")
     demo.add_argument("--rate", type=float, default=1.0, help="replay rate in Hz (default: 1)")
+    demo.add_argument("--renderer", choices=("auto", "blender", "pybullet"), default="auto",
+                      help="draws the frames: auto is Blender's Cycles where `make render-env` "
+                           "made its environment, else pybullet (default: %(default)s)")
     demo.add_argument("--codecs-only", action="store_true",
                       help="only the codec round trip on an analytic scene (no ROS)")
     demo.set_defaults(func=_cmd_demo)

@@ -194,5 +194,29 @@ def defaults_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def markdown_table() -> str:
+    """The README's parameter table
+    (``python -m vision_banana_ros.node_config --markdown``; a test keeps the README equal)."""
+    import json
+
+    lines = ["| parameter | default | live | description |", "|---|---|---|---|"]
+    for p in PARAMS:
+        named = all(c in p.description for c in p.choices)
+        extra = f" ({' / '.join(p.choices)})" if p.choices and not named else ""
+        if p.low is not None and p.high is not None:
+            extra += f" [{_number(p.low)}, {_number(p.high)}]"
+        default = json.dumps(p.default) if not isinstance(p.default, bool) else str(
+            p.default).lower()
+        lines.append(f"| `{p.name}` | `{default}` | {'yes' if p.live else 'no'} | "
+                     f"{p.description}{extra} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(defaults_yaml(), end="")
+    import sys
+
+    print(markdown_table() if "--markdown" in sys.argv[1:] else defaults_yaml(), end="")

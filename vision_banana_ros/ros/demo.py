@@ -41,10 +41,26 @@ def _params_file() -> Path | None:
     return path if path.exists() else None
 
 
-def _render_bag(out: Path, frames: int) -> Path:
-    """Render ``frames`` synthetic 640x480 frames (two views a scene) into ``out/input_bag``."""
+_RENDERER_NAMES = {"blender": "Blender Cycles, photoreal", "pybullet": "pybullet TinyRenderer; "
+                   "`make render-env` for photoreal Blender renders"}
+
+
+def _demo_renderer(renderer: str) -> str:
+    """``auto`` -> ``blender`` where the render environment exists, else ``pybullet``."""
+    from vision_banana_ros.synthetic.blender import blender_available, render_python
+
+    if renderer != "auto":
+        return renderer
+    return "blender" if blender_available()[0] or render_python() is not None else "pybullet"
+
+
+def _render_bag(out: Path, frames: int, renderer: str = "auto") -> tuple[Path, str]:
+    """Render ``frames`` synthetic 640x480 frames (two views a scene) into ``out/input_bag``;
+    returns the bag and the renderer used (Blender's Cycles where ``make render-env`` made its
+    environment, else pybullet)."""
     import shutil
 
+    from vision_banana_ros.synthetic.blender import blender_available, run_in_render_env
     from vision_banana_ros.synthetic.render import render_dataset, shards_to_bag
     from vision_banana_ros.synthetic.scene import SceneConfig
 
@@ -52,17 +68,27 @@ def _render_bag(out: Path, frames: int) -> Path:
     for path in (bag, shards):
         if path.exists():
             shutil.rmtree(path)
-    render_dataset(shards, scenes=max(1, (frames + 1) // 2), views=2, seed=11, workers=1,
-                   progress=False,
-                   config=SceneConfig(resolutions=((640, 480),), min_objects=3, max_objects=8,
-                                      sensor_effects=0.3))
+    renderer = _demo_renderer(renderer)
+    scenes, seed, workers = max(1, (frames + 1) // 2), 11, 2 if renderer == "blender" else 1
+    config = SceneConfig(resolutions=((640, 480),), min_objects=3, max_objects=8,
+                         sensor_effects=0.3)
+    if renderer == "blender" and not blender_available()[0]:
+        argv = ["render", "--out", str(shards), "--scenes", str(scenes), "--views", "2",
+                "--size", "640x480", "--seed", str(seed), "--workers", str(workers),
+                "--min-objects", "3", "--max-objects", "8", "--sensor-effects", "0.3",
+                "--renderer", "blender", "--quiet"]
+        if run_in_render_env(argv) != 0:
+            raise VisionBananaError("rendering the demo frames with Blender failed (above)")
+    else:
+        render_dataset(shards, scenes=scenes, views=2, seed=seed, workers=workers,
+                       progress=False, config=config, renderer=renderer)
     shards_to_bag(shards, bag, sensor_depth=True)
-    return bag
+    return bag, renderer
 
 
 def _inputs(bag: Path) -> dict[int, dict[str, np.ndarray]]:
     """stamp -> colour image and, where the bag has them, ground-truth depth and instances."""
-    from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader
+    from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader, topic_types
     from vision_banana_ros.imageconv import depth_to_metres, image_array
     from vision_banana_ros.intake import colour_image
     from vision_banana_ros.sync import stamp_ns
@@ -70,7 +96,7 @@ def _inputs(bag: Path) -> dict[int, dict[str, np.ndarray]]:
     reader = open_reader(bag)
     frames: dict[int, dict[str, np.ndarray]] = {}
     try:
-        topics = detect_topics({c.topic: c.msgtype for c in reader.connections})
+        topics = detect_topics(topic_types(reader))
         roles = {topics.image: "rgb", topics.depth: "gt_depth", topics.instances: "gt_ids",
                  topics.sensor_depth: "camera_depth"}
         roles.pop(None, None)
@@ -236,13 +262,14 @@ def _source_picture(source: np.ndarray) -> np.ndarray:
 
 def _summary(rows: list[dict[str, Any]], bag: Path, sent: int, rate_hz: float,
              image_topic_note: str, diagnostics: dict[str, str], play_s: float,
-             total_s: float, out: Path) -> str:
+             total_s: float, out: Path, source: str = "") -> str:
     def fmt(v: Any) -> str:
         return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
     lines = [f"# vision_banana demo ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"Bag `{bag}`: {sent} frames published at {rate_hz:g} Hz {image_topic_note}; "
-             f"{len(rows)} depth images came back.", "",
+             f"{len(rows)} depth images came back.{' Frames: ' + source + '.' if source else ''}",
+             "",
              "Each `frameN.png` shows the input colour image beside the node's outputs (and the "
              "ground truth where the bag has it); `frameN_points.png` is the point cloud seen "
              "from near the camera.", "",
@@ -276,11 +303,16 @@ def _summary(rows: list[dict[str, Any]], bag: Path, sent: int, rate_hz: float,
 
 
 def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
-             frames: int = 6, rate_hz: float = 1.0, backend: str = "auto") -> str:
-    """Run the demo; returns the summary text (also written to ``out/summary.md``)."""
+             frames: int = 6, rate_hz: float = 1.0, backend: str = "auto",
+             renderer: str = "auto") -> str:
+    """Run the demo; returns the summary text (also written to ``out/summary.md``).
+    ``renderer`` (auto, blender, pybullet) draws the frames when no bag is given."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    bag = bag if bag is not None else _render_bag(out, frames)
+    source = f"the bag {bag}"
+    if bag is None:
+        bag, used = _render_bag(out, frames, renderer)
+        source = f"{frames} frames rendered with {used} ({_RENDERER_NAMES[used]})"
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -292,6 +324,6 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
             for i, stamp in enumerate(sorted(received["depth"]))]
     note = (f"into the node (its own process, ROS domain {env['ROS_DOMAIN_ID']})")
     text = _summary(rows, bag, sent, rate_hz, note, diagnostics, play_s,
-                    time.monotonic() - started, out)
+                    time.monotonic() - started, out, source)
     (out / "summary.md").write_text(text)
     return text

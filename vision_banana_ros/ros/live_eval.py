@@ -32,13 +32,13 @@ _SCORED = ("depth", "instances")
 
 def _ground_truth(cfg: EvalConfig) -> dict[int, dict[str, np.ndarray]]:
     """stamp -> {"depth": metres, "instances": ids} of the bag's ground truth."""
-    from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader
+    from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader, topic_types
     from vision_banana_ros.imageconv import depth_to_metres, image_array
 
     reader = open_reader(cfg.bag)
     gt: dict[int, dict[str, np.ndarray]] = {}
     try:
-        topics = detect_topics({c.topic: c.msgtype for c in reader.connections},
+        topics = detect_topics(topic_types(reader),
                                image=cfg.image_topic, depth=cfg.depth_topic,
                                instances=cfg.instances_topic)
         wanted = [t for t in (topics.depth, topics.instances) if t]

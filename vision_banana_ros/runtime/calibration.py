@@ -42,12 +42,18 @@ def shard_rgb(folder: Path) -> Iterator[np.ndarray]:
 
 def bag_rgb(bag: Path) -> Iterator[np.ndarray]:
     """Colour frames of a recorded bag (raw or compressed; the detected colour topic)."""
-    from vision_banana_ros.bags.reader import BagError, detect_topics, iter_raw, open_reader
+    from vision_banana_ros.bags.reader import (
+        BagError,
+        detect_topics,
+        iter_raw,
+        open_reader,
+        topic_types,
+    )
     from vision_banana_ros.intake import colour_image
 
     reader = open_reader(bag)
     try:
-        topics = detect_topics({c.topic: c.msgtype for c in reader.connections})
+        topics = detect_topics(topic_types(reader))
         if topics.image is None:
             raise BagError(f"bag {bag} has no colour image topic for calibration")
         for _, _, raw, mtype in iter_raw(reader, [topics.image]):

@@ -50,6 +50,36 @@ def blender_available() -> tuple[bool, str]:
     return True, "Blender (bpy) and OpenEXR found"
 
 
+def render_python() -> Path | None:
+    """The interpreter of the render environment (``$VISION_BANANA_RENDER_PYTHON`` or the
+    repository's ``.venv-render``, made by ``make render-env``), when it exists."""
+    given = os.environ.get("VISION_BANANA_RENDER_PYTHON")
+    path = Path(given) if given else Path(__file__).resolve().parents[2] / ".venv-render" / \
+        "bin" / "python"
+    return path if path.is_file() else None
+
+
+def run_in_render_env(argv: list[str]) -> int:
+    """Run ``vision-banana ARGV`` with the render environment's Python (this checkout's code);
+    returns its exit status.
+
+    Raises:
+        VisionBananaError: there is no render environment, or it is this environment.
+    """
+    import subprocess
+    import sys
+
+    python = render_python()
+    if python is None or Path(sys.prefix).resolve() == python.parent.parent.resolve():
+        raise VisionBananaError(f"{BLENDER_HINT}; `make render-env` creates .venv-render")
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+    return subprocess.run([str(python), "-m", "vision_banana_ros.cli", *argv], env=env,
+                          check=False).returncode
+
+
 def _quat_matrix(q: tuple[float, float, float, float]) -> np.ndarray:
     x, y, z, w = q
     return np.array([
