@@ -155,3 +155,15 @@ def test_render_cli_bad_arguments_one_line(tmp_path, args, message):
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vision-banana")]
     assert len(lines) == 1 and message in lines[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_blender_auto_exposure_brings_bright_and_dark_scenes_to_mid_grey():
+    from vision_banana_ros.synthetic.blender import auto_exposure
+
+    rng = np.random.default_rng(0)
+    for level in (0.02, 0.3, 5.0):  # a dim room, a lit table, an overexposed render
+        linear = rng.uniform(0.5, 1.5, (48, 64, 3)) * level
+        scaled = linear * auto_exposure(linear, np.random.default_rng(1))
+        lum = scaled @ np.array([0.2126, 0.7152, 0.0722])
+        assert 0.1 < np.median(lum) < 0.3
+        assert (scaled.max(axis=2) > 1.0).mean() < 0.1

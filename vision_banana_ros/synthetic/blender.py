@@ -348,7 +348,7 @@ class BlenderRenderer:
                 o.hide_render = False
             behind[~(behind < _NO_HIT_M)] = np.inf
             through = np.where(material == TRANSPARENT, behind, depth).astype(np.float32)
-        exposure = float(rng.uniform(0.45, 1.1))
+        exposure = auto_exposure(passes["rgb"], rng)
         rgb = _to_srgb8(passes["rgb"] * exposure)
         record: dict[str, Any] = {"renderer": "blender", "samples": self.samples,
                                   "exposure": round(exposure, 3), "hfov_deg": camera.hfov_deg}
@@ -367,6 +367,16 @@ def blender_k(camera: Camera) -> np.ndarray:
     fx = (camera.width / 2.0) / math.tan(math.radians(camera.hfov_deg) / 2.0)
     return np.array([[fx, 0.0, (camera.width - 1) / 2.0],
                      [0.0, fx, (camera.height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
+def auto_exposure(linear: np.ndarray, rng: np.random.Generator) -> float:
+    """A camera's automatic exposure: the factor that brings the median scene-linear luminance
+    of (H, W, 3) ``linear`` to mid-grey (0.18, times 0.6-1.5 drawn from ``rng``, as cameras
+    differ), lowered so that at most about 2 % of the pixels clip."""
+    lum = np.nan_to_num(linear[..., :3], nan=0.0) @ np.array([0.2126, 0.7152, 0.0722])
+    median, high = np.percentile(lum, [50, 98])
+    scale = 0.18 * float(rng.uniform(0.6, 1.5)) / max(float(median), 1e-4)
+    return float(min(scale, 1.0 / max(float(high), 1e-4)))
 
 
 def _to_srgb8(linear: np.ndarray) -> np.ndarray:
