@@ -211,6 +211,44 @@ def _real_lines(m: dict) -> list[str]:
     return lines
 
 
+def ladder(choice: Path) -> dict:
+    """The real-bag figures of every checkpoint a choice scored (choose_checkpoint.py)."""
+    doc = json.loads(Path(choice).read_text())
+    rows = {}
+    for name, r in doc["table"].items():
+        rgbd = next(iter(r["rgbd"].values()), {})
+        rows[name] = {"score": r["score"], "chosen": name == doc["chosen"],
+                      "rgb_delta1": {k: v.get("delta1") for k, v in r["rgb"].items()},
+                      "rgb_median_scaled_delta1": {k: v.get("median_scaled_delta1")
+                                                   for k, v in r["rgb"].items()},
+                      "transparent_delta1": rgbd.get("transparent_delta1"),
+                      "holes_delta1": rgbd.get("holes_delta1"),
+                      "f_measure": {k: v.get("f_measure") for k, v in r["rgb"].items()
+                                    if v.get("f_measure") is not None}}
+    return rows
+
+
+def _ladder_lines(m: dict) -> list[str]:
+    rows = m.get("ladder") or {}
+    if not rows:
+        return []
+    bags = sorted({b for r in rows.values() for b in r["rgb_delta1"]})
+    lines = ["## Checkpoints scored on the real bags (how this one was chosen)", "",
+             "`scripts/choose_checkpoint.py RUN --also PREVIOUS.pt`: every snapshot of the "
+             "run and the model shipped before, on the shared real bags. Score: mean of the "
+             "RGB-only delta1 (mean over bags), the RGB-D transparent delta1 and the RGB-D "
+             "holes delta1 (real_cleargrasp_rgbd).", "",
+             "| checkpoint | score | " + " | ".join(f"RGB delta1 {b}" for b in bags)
+             + " | RGB-D transparent delta1 | RGB-D holes delta1 |",
+             "|---|---|" + "---|" * (len(bags) + 2)]
+    for name, r in rows.items():
+        label = f"**{name}** (shipped)" if r["chosen"] else name
+        lines.append(f"| {label} | {_f(r['score'])} | "
+                     + " | ".join(_f(r["rgb_delta1"].get(b)) for b in bags)
+                     + f" | {_f(r['transparent_delta1'])} | {_f(r['holes_delta1'])} |")
+    return [*lines, ""]
+
+
 def card(m: dict) -> str:
     h = m["heldout_synthetic"]
     lines = [
@@ -235,7 +273,7 @@ def card(m: dict) -> str:
         f"| semantic mIoU | {_f(h.get('semantic_miou'))} | >= 0.85 |",
         f"| normals mean / median error (deg) | {_f(h.get('normals_mean_deg'), 1)} / "
         f"{_f(h.get('normals_median_deg'), 1)} | - |", "",
-        *_real_lines(m), "## Latency", "",
+        *_real_lines(m), *_ladder_lines(m), "## Latency", "",
         "One 640x480 frame, depth + instances, preprocessing and decoding included, 2 threads "
         "on the development machine, variants interleaved:", "",
         "| backend | p50 ms | p99 ms |", "|---|---|---|"]
@@ -281,6 +319,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "card")
     ap.add_argument("--limit", action="append", default=[],
                     help="a limit of the model, for the card (repeatable)")
+    ap.add_argument("--ladder", type=Path,
+                    help="a run's choice.json (scripts/choose_checkpoint.py): every scored "
+                         "checkpoint's real-bag figures go into the card")
     ap.add_argument("--card-only", action="store_true",
                     help="re-render MODEL_CARD.md from model_metrics.json (no evaluation)")
     args = ap.parse_args()
@@ -288,6 +329,8 @@ def main() -> int:
         ap.error("give a checkpoint, or --card-only")
     if args.card_only:
         metrics = json.loads((MODELS / "model_metrics.json").read_text())
+        if args.ladder:
+            metrics["ladder"] = ladder(args.ladder)
         if args.limit:
             metrics["limits"] = args.limit
             (MODELS / "model_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -302,7 +345,8 @@ def main() -> int:
                "size_mb": target.stat().st_size / 2**20,
                "parameters_m": sum(v.numel() for v in doc["state_dict"].values()) / 1e6,
                "depth_input": bool(doc["model_config"].get("depth_input")),
-               "limits": args.limit, "train": doc["train"]}
+               "limits": args.limit, "train": doc["train"],
+               "ladder": ladder(args.ladder) if args.ladder else {}}
     (MODELS / "model_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     (MODELS / "MODEL_CARD.md").write_text(card(metrics))
     print(json.dumps({k: v for k, v in metrics.items() if k != "train"}, indent=1))

@@ -194,6 +194,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                      depth_consistency=args.depth_consistency,
                      model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, threads=args.threads, tasks=args.tasks,
+                     instances_source=args.instances_source,
                      max_frames=args.max_frames, write_bag=not args.no_bag,
                      plots=not args.no_plots, fail_under=parse_thresholds(args.fail_under),
                      progress=not args.quiet)
@@ -360,6 +361,8 @@ def _add_eval(sub: Any) -> None:
     ev.add_argument("--precision", default="fp32")
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--tasks", default="depth,instances,semantic,normals")
+    ev.add_argument("--instances-source", choices=("clusters", "painting"), default="clusters",
+                    help="the node's instances_source (default: %(default)s)")
     ev.add_argument("--max-frames", type=int)
     ev.add_argument("--fail-under", action="append", metavar="NAME=VALUE",
                     help="exit 1 unless the metric reaches VALUE (at most VALUE for abs_rel, "

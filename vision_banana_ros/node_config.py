@@ -36,6 +36,10 @@ PARAMS: tuple[Param, ...] = (
     Param("threads", 2, "CPU threads for inference (at most the core count)", 1, 256),
     Param("tasks", "depth,instances,semantic,normals",
           "Comma-separated tasks: depth, instances, semantic, normals"),
+    Param("instances_source", "clusters",
+          "Instances: clusters (the semantic painting's object pixels grouped by Euclidean "
+          "clusters of the published depth; runs the semantic task too) or painting (the "
+          "instance painting's colours)", choices=("clusters", "painting")),
     Param("input_transport", "raw", "Subscribe to image (raw) or image/compressed",
           choices=("raw", "compressed")),
     Param("use_camera_info", True, "Scale metric depth with the camera's focal length"),

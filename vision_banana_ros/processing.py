@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from vision_banana_ros.codecs import instance_palette
+from vision_banana_ros.codecs import DEFAULT_SEMANTIC_PALETTE, instance_palette, parse_tasks
 from vision_banana_ros.fusion import SOURCE_NONE, fuse_depth
+from vision_banana_ros.geometry.clusters import object_clusters
 from vision_banana_ros.geometry.objects import (
     ObjectGeometry,
     Plane,
@@ -70,6 +71,26 @@ def overlay_image(rgb: np.ndarray, instances: np.ndarray | None,
     return out
 
 
+#: Class id of objects in the semantic painting (the package's class table).
+OBJECT_CLASS = DEFAULT_SEMANTIC_PALETTE.names.index("object")
+
+
+def pipeline_tasks(options: dict[str, Any]) -> list[str]:
+    """The tasks the network runs for these options: the published ``tasks``, plus
+    ``semantic`` when instances are made from its object pixels (``instances_source``)."""
+    tasks = [s.name for s in parse_tasks(options["tasks"])]
+    if ("instances" in tasks and "semantic" not in tasks
+            and options.get("instances_source", "painting") == "clusters"):
+        tasks.append("semantic")
+    return tasks
+
+
+def make_processor(backend: Any, options: dict[str, Any]) -> FrameProcessor:
+    """The node's processor on ``backend`` (a loaded runtime backend) with ``options`` (the
+    node's validated parameters)."""
+    return FrameProcessor(Pipeline(backend, backend.config, pipeline_tasks(options)), options)
+
+
 class FrameProcessor:
     """Runs the pipeline and the geometry on frames, with options from the node's parameters."""
 
@@ -100,6 +121,7 @@ class FrameProcessor:
             d[out_of_range] = np.nan
             if result.depth_source is not None:
                 result.depth_source[out_of_range] = SOURCE_NONE
+        self._cluster_instances(out, k)
         if out.depth is not None and k is not None and o["publish_points"]:
             result.cloud = self._scene_cloud(rgb, out, k)
         t1 = time.perf_counter()
@@ -114,6 +136,21 @@ class FrameProcessor:
                              "objects": (t2 - t1) * 1e3,
                              "overlay": (time.perf_counter() - t2) * 1e3}
         return result
+
+    def _cluster_instances(self, out: Outputs, k: np.ndarray | None) -> None:
+        """``instances_source: clusters``: instances are the object pixels of the semantic
+        painting grouped by Euclidean clusters of the published depth (the painting's own
+        instances where there is no depth or no K); semantics run only for this are not
+        published."""
+        o = self.options
+        if o.get("instances_source", "painting") != "clusters" or out.instances is None:
+            return
+        if out.semantic is not None and out.depth is not None and k is not None:
+            t0 = time.perf_counter()
+            out.instances = object_clusters(out.depth, k, out.semantic == OBJECT_CLASS)
+            out.timings_ms["instances_clusters"] = (time.perf_counter() - t0) * 1e3
+        if "semantic" not in {s.name for s in parse_tasks(o["tasks"])}:
+            out.semantic = None
 
     def _scene_cloud(self, rgb: np.ndarray, out: Outputs, k: np.ndarray) -> CloudBuffer:
         o = self.options

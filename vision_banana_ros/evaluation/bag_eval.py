@@ -71,8 +71,7 @@ class Evaluation:
     def make_processor(self) -> Any:
         """The backend (kept for closing) and the node's FrameProcessor with this run's options."""
         from vision_banana_ros import node_config
-        from vision_banana_ros.pipeline import Pipeline
-        from vision_banana_ros.processing import FrameProcessor
+        from vision_banana_ros.processing import make_processor
         from vision_banana_ros.runtime.select import create_backend
 
         c = self.cfg
@@ -88,8 +87,9 @@ class Evaluation:
                                         "publish_points": False,
                                         "depth_input": "auto" if self.feed_depth else "off",
                                         "depth_fill": c.depth_fill,
-                                        "depth_consistency": c.depth_consistency})
-        return FrameProcessor(Pipeline(self.backend, self.backend.config, c.tasks), options)
+                                        "depth_consistency": c.depth_consistency,
+                                        "instances_source": c.instances_source})
+        return make_processor(self.backend, options)
 
     def _topics(self, reader: Any) -> tuple[dict[str, str], list[str]]:
         """(topic -> role, topics to read), with notes on what the bag lacks."""

@@ -56,6 +56,7 @@ class EvalConfig:
     precision: str = "fp32"
     threads: int = 2
     tasks: str = "depth,instances,semantic,normals"
+    instances_source: str = "clusters"
     max_frames: int | None = None
     stamp_tolerance_ms: float = 5.0
     #: A frame whose partners have not all come is given up once the bag is this far past it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from vision_banana_ros.geometry.camera import backproject
+from vision_banana_ros.geometry.clusters import euclidean_clusters, spread_ids
 
 
 def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int = 2,
@@ -28,7 +29,6 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int = 2
     Returns:
         (H, W) uint16 ids, 0 = no object, numbered by decreasing size.
     """
-    import cv2
     import open3d as o3d
     from scipy.spatial import Delaunay
 
@@ -59,16 +59,6 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int = 2
     above &= hull.find_simplex(p @ basis) >= 0
     if above.sum() < min_points:
         return np.zeros((h, w), np.uint16)
-    objects = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p[above].astype(np.float64)))
-    labels = np.asarray(objects.cluster_dbscan(cluster_m, 5))
-    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
-    order = [int(c) for c in np.argsort(-sizes) if sizes[c] >= min_points]
-    remap = np.zeros(len(sizes) + 1, np.int32)
-    for new, old in enumerate(order, start=1):
-        remap[old] = new
     index = np.flatnonzero(valid)[above]
-    ids[index] = np.where(labels >= 0, remap[np.maximum(labels, 0)], 0)
-    grid = ids.reshape(sub.shape).astype(np.uint16)
-    full = cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
-    full[~(np.isfinite(depth) & (depth > 0))] = 0
-    return full
+    ids[index] = euclidean_clusters(p[above], cluster_m, min_points, neighbours=5)
+    return spread_ids(ids.reshape(sub.shape), (h, w), np.isfinite(depth) & (depth > 0))

@@ -46,7 +46,7 @@ from vision_banana_ros.intake import (
     sensor_depth,
 )
 from vision_banana_ros.memory import trim_heap
-from vision_banana_ros.processing import FrameProcessor, FrameResult
+from vision_banana_ros.processing import FrameProcessor, FrameResult, make_processor
 from vision_banana_ros.ros import messages
 from vision_banana_ros.ros.inputs import InputSubscription
 from vision_banana_ros.stats import Percentiles, ProblemCounter, RateMeter, Throttle
@@ -143,7 +143,6 @@ class VisionBananaNode(LifecycleNode):
         return {p.name: self.get_parameter(p.name).value for p in node_config.PARAMS}
 
     def _create_backend(self) -> None:
-        from vision_banana_ros.pipeline import Pipeline
         from vision_banana_ros.runtime.select import create_backend
 
         c = self.config
@@ -154,8 +153,7 @@ class VisionBananaNode(LifecycleNode):
         self._backend_reason = "; ".join(reasons)
         for line in reasons:
             self.get_logger().info(line)
-        pipeline = Pipeline(self.backend, self.backend.config, c["tasks"])
-        self.processor = FrameProcessor(pipeline, c)
+        self.processor = make_processor(self.backend, c)
 
     def _load(self, step: str) -> bool:
         """Create the backend; a failure is logged with the model file and counted."""

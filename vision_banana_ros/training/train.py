@@ -93,6 +93,22 @@ def _device(spec: str) -> str:
     return spec
 
 
+def _node_instances(out: Any, k: np.ndarray, sensor: np.ndarray | None) -> np.ndarray:
+    """The instances the node publishes by default (``instances_source: clusters``, depth
+    fused with the camera's as ``depth_fill: holes``); the painting's without semantics."""
+    from vision_banana_ros import node_config
+    from vision_banana_ros.fusion import fuse_depth
+    from vision_banana_ros.geometry.clusters import object_clusters
+    from vision_banana_ros.processing import OBJECT_CLASS
+
+    if out.semantic is None or out.depth is None:
+        return out.instances
+    d = node_config.defaults()
+    depth = out.depth if sensor is None else fuse_depth(out.depth, sensor, d["depth_fill"],
+                                                        d["depth_consistency"])[0]
+    return object_clusters(depth, k, out.semantic == OBJECT_CLASS)
+
+
 def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, float]:
     """Held-out metrics through :class:`~vision_banana_ros.pipeline.Pipeline` (as the node).
 
@@ -100,6 +116,8 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
     the frame's K, at the frame's own resolution. A depth model gets a simulated camera depth
     (seeded per frame): ``depth_*`` and the other tasks are scored with it, ``depth_holes_*``
     on the pixels where that camera had no depth, and ``rgb_depth_*`` without any depth input.
+    ``instances_f`` scores the instances the node publishes by default (object pixels grouped
+    by depth clusters), ``instances_painting_f`` the instance painting's own.
     """
     from vision_banana_ros.evaluation.metrics import (
         depth_metrics,
@@ -134,9 +152,12 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
                 add("depth_holes", depth_metrics(out.depth, holes))
                 add("rgb_depth", depth_metrics(pipe(frame.rgb, frame.k).depth, frame.depth))
         if out.instances is not None:
-            im = instance_metrics(out.instances, frame.instances.astype(np.int64))
+            gt_ids = frame.instances.astype(np.int64)
+            im = instance_metrics(_node_instances(out, frame.k, sensor), gt_ids)
             acc.setdefault("instances_f", []).append(im.f_measure)
             acc.setdefault("instances_matched_iou", []).append(im.matched_iou)
+            acc.setdefault("instances_painting_f", []).append(
+                instance_metrics(out.instances, gt_ids).f_measure)
         if out.semantic is not None:
             acc.setdefault("semantic_miou", []).append(
                 semantic_miou(out.semantic, frame.semantic, 3)[0])
