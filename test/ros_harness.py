@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "config" / "vision_banana.yaml"
-_domains = itertools.count(40 + (os.getpid() % 20) * 5)
+#: Lock files of the ROS domains this process holds (kept open until it exits).
+_held: dict[int, int] = {}
+_next = [1 + (os.getpid() % 100)]
 
 
 def ros_env(domain: int, fastdds_profile: bool = True) -> dict[str, str]:
@@ -28,7 +31,27 @@ def ros_env(domain: int, fastdds_profile: bool = True) -> dict[str, str]:
 
 
 def new_domain() -> int:
-    return next(_domains) % 100 + 1
+    """A ROS domain (1-100) no other process on this machine holds: each is claimed with an
+    exclusive lock on a file in the temp folder, held until this process ends, so test runs
+    side by side (two `make test` at once) never share a domain. Domains already held by
+    this process are reused round-robin once all 100 are taken."""
+    for _ in range(100):
+        domain = _next[0]
+        _next[0] = domain % 100 + 1
+        if domain in _held:
+            continue
+        fd = os.open(Path(tempfile.gettempdir()) / f"vision_banana_ros_domain_{domain}.lock",
+                     os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _held[domain] = fd
+        return domain
+    if not _held:
+        raise RuntimeError("every ROS domain 1-100 is held by other processes")
+    return sorted(_held)[_next[0] % len(_held)]
 
 
 class Proc:

@@ -65,7 +65,10 @@ def test_demo_runs_the_node_end_to_end(tmp_path):
     """The main job: rendered frames -> bag -> node process -> outputs -> pictures."""
     import os
 
-    env = dict(os.environ, ROS_DOMAIN_ID="97", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    from ros_harness import new_domain
+
+    env = dict(os.environ, ROS_DOMAIN_ID=str(new_domain()),
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     res = subprocess.run([sys.executable, "-m", "vision_banana_ros.cli", "demo", "--out",
                           str(tmp_path / "demo"), "--frames", "2", "--rate", "4",
                           "--renderer", "pybullet"], cwd=tmp_path,
