@@ -32,27 +32,57 @@ def align_scale(model: np.ndarray, sensor: np.ndarray) -> float:
 SPREAD_SIGMAS = (0.16, 0.08, 0.04, 0.02, 0.01)
 
 
-def _spread(values: np.ndarray, support: np.ndarray, glob: float) -> np.ndarray:
-    """``values`` spread from ``support`` over the frame (``glob`` where none is near), coarse
-    to fine (normalised convolution at each of :data:`SPREAD_SIGMAS` on a 4x coarser grid; a
-    finer estimate replaces the coarser one where it has support): near valid pixels the field
-    follows them closely, deep in a large hole it is smooth. (H, W) float32."""
+def _spread_small(values: list[np.ndarray], support: np.ndarray,
+                  defaults: np.ndarray) -> np.ndarray:
+    """``values`` ((H, W) float32 each, 0 outside ``support``) spread from ``support`` over
+    the frame, coarse to fine, on a 4x coarser grid: normalised convolution at each of
+    :data:`SPREAD_SIGMAS` (a finer estimate replaces the coarser one where it has support;
+    ``defaults`` (C,) where no support is near). Near valid pixels the fields follow them
+    closely, deep in a large hole they are smooth. Each blur runs on a grid coarse enough for
+    a sigma of about 2 cells. Returns (h, w, C) float32 on the coarser grid (h = H // 4,
+    w = W // 4)."""
     import cv2
 
-    h, w = values.shape
+    h, w = support.shape
     small = (max(1, w // 4), max(1, h // 4))
-    num0 = cv2.resize(np.where(support, values, 0.0).astype(np.float32), small,
-                      interpolation=cv2.INTER_AREA)
-    den0 = cv2.resize(support.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    stack = np.stack([cv2.resize(v, small, interpolation=cv2.INTER_AREA)
+                      for v in [*values, support.astype(np.float32)]], axis=2)
     diagonal = float(np.hypot(*small))
-    field = np.full(den0.shape, glob, np.float32)
+    field = np.broadcast_to(np.asarray(defaults, np.float32),
+                            (*stack.shape[:2], stack.shape[2] - 1)).copy()
     for frac in SPREAD_SIGMAS:
         sigma = max(0.5, frac * diagonal)
-        num = cv2.GaussianBlur(num0, (0, 0), sigma)
-        den = cv2.GaussianBlur(den0, (0, 0), sigma)
+        factor = max(1.0, sigma / 2.0)
+        grid = (max(1, round(small[0] / factor)), max(1, round(small[1] / factor)))
+        coarse = _resize(stack, grid, cv2.INTER_AREA) if factor > 1 else stack
+        blurred = cv2.GaussianBlur(coarse.reshape(grid[1], grid[0], -1), (0, 0),
+                                   sigma / factor if factor > 1 else sigma)
+        blurred = blurred.reshape(grid[1], grid[0], -1)
+        if factor > 1:
+            blurred = _resize(blurred, small, cv2.INTER_LINEAR)
+        den = blurred[..., -1:]
         weight = np.clip(den / 0.1, 0.0, 1.0)
-        field = weight * (num / np.maximum(den, 1e-6)) + (1 - weight) * field
-    return cv2.resize(field.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        field = weight * (blurred[..., :-1] / np.maximum(den, 1e-6)) + (1 - weight) * field
+    return field
+
+
+def _resize(img: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """cv2.resize of (H, W, C) float32 for any C (OpenCV's area resize takes at most 4)."""
+    import cv2
+
+    parts = [cv2.resize(np.ascontiguousarray(img[..., i:i + 4]), size,
+                        interpolation=interpolation).reshape(size[1], size[0], -1)
+             for i in range(0, img.shape[2], 4)]
+    return np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
+
+
+def _to_full(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w[, C]) coarse field -> (H, W[, C]) float32 (bilinear)."""
+    import cv2
+
+    out = cv2.resize(np.ascontiguousarray(field, np.float32), (shape[1], shape[0]),
+                     interpolation=cv2.INTER_LINEAR)
+    return out.reshape(shape + field.shape[2:]) if field.ndim == 3 else out
 
 
 #: Regulariser of the local slope (square metres): depth variations of the model below about
@@ -61,19 +91,24 @@ def _spread(values: np.ndarray, support: np.ndarray, glob: float) -> np.ndarray:
 AFFINE_EPS_M2 = 1e-3
 
 
+#: Pixels the local fit reads at most (every n-th pixel in both directions beyond that).
+FIT_SAMPLES = 80_000
+
+
 def _affine_fit(model: np.ndarray, sensor: np.ndarray,
-                support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                support: np.ndarray) -> np.ndarray:
     """Local least-squares ``sensor ~ a * model + b`` from the ``support`` pixels, the moments
-    spread as the ratios are (:func:`_spread`); (a, b) fields, (H, W) float32."""
+    spread into the holes (:func:`_spread_small`); (h, w, 2) float32 (a, b) on its grid."""
     m = np.where(support, model, 0.0).astype(np.float32)
     s = np.where(support, sensor, 0.0).astype(np.float32)
     m0, s0 = float(np.median(m[support])), float(np.median(s[support]))
-    mean_m = _spread(m, support, m0)
-    mean_s = _spread(s, support, s0)
-    var = np.maximum(_spread(m * m, support, m0 * m0) - mean_m * mean_m, 0.0)
-    cov = _spread(m * s, support, m0 * s0) - mean_m * mean_s
+    moments = _spread_small([m, s, m * m, m * s], support,
+                            np.array([m0, s0, m0 * m0, m0 * s0]))
+    mean_m, mean_s = moments[..., 0], moments[..., 1]
+    var = np.maximum(moments[..., 2] - mean_m * mean_m, 0.0)
+    cov = moments[..., 3] - mean_m * mean_s
     a = np.clip(cov / (var + AFFINE_EPS_M2), 0.0, 1.0 / SCALE_BOUNDS[0])
-    return a, mean_s - a * mean_m
+    return np.stack([a, mean_s - a * mean_m], axis=2)
 
 
 def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
@@ -83,22 +118,28 @@ def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     the hole gets that shape at the camera's offset and scale; where it does not (a flat
     table, a wrong model), the fit's slope falls to 0 and the hole is interpolated from the
     camera's depth around it. Two passes: pixels more than :data:`LOCAL_OUTLIER` off the first
-    fit (glass seen through, flying pixels) are left out of the second. (H, W) float32
-    metres, NaN where the model has none."""
-    both = np.isfinite(model) & np.isfinite(sensor) & (model > 0) & (sensor > 0)
+    fit (glass seen through, flying pixels) are left out of the second. The fit reads every
+    n-th pixel (at most :data:`FIT_SAMPLES`); the fields are smooth, so the result is the
+    same. (H, W) float32 metres, NaN where the model has none."""
+    shape = model.shape
+    n = max(1, round(float(np.sqrt(model.size / FIT_SAMPLES))))
+    m, s = model[::n, ::n], sensor[::n, ::n]
+    both = np.isfinite(m) & np.isfinite(s) & (m > 0) & (s > 0)
+    glob = align_scale(m, s)
     if both.sum() < 16:
-        return (model * align_scale(model, sensor)).astype(np.float32)
-    glob = align_scale(model, sensor)
-    scaled = np.where(np.isfinite(model), model * glob, 0.0).astype(np.float32)
-    ratio = np.where(both, sensor / np.where(both, scaled, 1.0), 0.0)
+        return (model * glob).astype(np.float32)
+    scaled = np.where(both, m * glob, 0.0).astype(np.float32)
+    ratio = np.where(both, s / np.where(both, scaled, 1.0), 0.0)
     both &= (ratio > SCALE_BOUNDS[0]) & (ratio < SCALE_BOUNDS[1])
-    a, b = _affine_fit(scaled, sensor, both)
-    first = a * scaled + b
+    ab = _affine_fit(scaled, s, both)
+    first = _to_full(ab, both.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        inliers = both & (np.abs(sensor / first - 1.0) < LOCAL_OUTLIER)
+        inliers = both & (np.abs(s / (first[..., 0] * scaled + first[..., 1]) - 1.0)
+                          < LOCAL_OUTLIER)
     if inliers.sum() >= 16:
-        a, b = _affine_fit(scaled, sensor, inliers)
-    out = a * scaled + b
+        ab = _affine_fit(scaled, s, inliers)
+    full = _to_full(ab, shape)
+    out = full[..., 0] * (model * glob) + full[..., 1]
     out[~np.isfinite(model) | (out <= 0)] = np.nan
     return out.astype(np.float32)
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from vision_banana_ros.geometry.camera import backproject
-from vision_banana_ros.geometry.clusters import euclidean_clusters, spread_ids
+from vision_banana_ros.geometry.clusters import euclidean_clusters, sample_stride, spread_ids
 
 
-def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int = 2,
+def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | None = None,
                             plane_tol_m: float = 0.012, cluster_m: float = 0.02,
                             min_points: int = 30, max_height_m: float = 0.5) -> np.ndarray:
     """Instance ids from the camera's depth alone.
 
     Args:
         depth: (H, W) float metres (NaN or <= 0 invalid); k: (3, 3) intrinsics.
-        stride: use every ``stride``-th pixel (ids are spread to the skipped ones).
+        stride: use every ``stride``-th pixel (ids are spread to the skipped ones); None: 2,
+            or more for frames above about 80,000 pixels (at most 20,000 samples).
         plane_tol_m: RANSAC inlier distance of the support plane.
         cluster_m: Euclidean clustering distance (DBSCAN eps).
         min_points: smallest cluster, in sampled points.
@@ -33,6 +34,7 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int = 2
     from scipy.spatial import Delaunay
 
     h, w = depth.shape
+    stride = stride if stride is not None else max(2, sample_stride((h, w)))
     sub = np.asarray(depth, np.float32)[::stride, ::stride]
     ks = k.astype(np.float64).copy()
     ks[:2] /= stride  # sampled pixel j is pixel j * stride
