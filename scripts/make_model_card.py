@@ -156,12 +156,14 @@ def _training_lines(m: dict) -> list[str]:
     t = m["train"]
     cfg = t.get("config", {})
     init = t.get("initialised") or {}
+    before = (" (the RGB-only model shipped before this one)"
+              if str(init.get("source", "")).endswith("models/default.pt") else "")
     return [
         "## Training", "",
         f"- Command: `{t.get('command', '')}`; steps: {t.get('step')}, batch "
         f"{cfg.get('batch_size')}, AdamW lr {cfg.get('lr')} cosine; loss weights "
         f"{cfg.get('loss_weights')}.",
-        f"- Started from: {init.get('source', 'random / ImageNet encoder')} "
+        f"- Started from: {init.get('source', 'random / ImageNet encoder')}{before} "
         f"({init.get('copied', '-')} tensors copied, {init.get('new', '-')} new: the depth "
         "branch, whose projections start at zero).",
         f"- Data: `{t.get('data')}`, {t.get('data_frames')} synthetic frames (the render "
@@ -232,7 +234,8 @@ def _ladder_lines(m: dict) -> list[str]:
     rows = m.get("ladder") or {}
     if not rows:
         return []
-    bags = sorted({b for r in rows.values() for b in r["rgb_delta1"]})
+    bags = sorted({b for r in rows.values() for b, v in r["rgb_delta1"].items()
+                   if v is not None})
     lines = ["## Checkpoints scored on the real bags (how this one was chosen)", "",
              "`scripts/choose_checkpoint.py RUN --also PREVIOUS.pt`: every snapshot of the "
              "run and the model shipped before, on the shared real bags. Score: mean of the "
@@ -269,7 +272,10 @@ def card(m: dict) -> str:
         f"| depth AbsRel | {_f(h.get('depth_abs_rel'))} | - |",
         f"| depth delta1 on the camera's holes | {_f(h.get('depth_holes_delta1'))} | - |",
         f"| depth delta1, RGB only | {_f(h.get('rgb_depth_delta1'))} | >= 0.90 |",
-        f"| instance overlap F-measure | {_f(h.get('instances_f'))} | >= 0.85 (with depth) |",
+        f"| instance overlap F-measure (as published: object pixels grouped by depth "
+        f"clusters) | {_f(h.get('instances_f'))} | >= 0.85 (with depth) |",
+        f"| instance overlap F-measure of the instance painting | "
+        f"{_f(h.get('instances_painting_f'))} | - |",
         f"| semantic mIoU | {_f(h.get('semantic_miou'))} | >= 0.85 |",
         f"| normals mean / median error (deg) | {_f(h.get('normals_mean_deg'), 1)} / "
         f"{_f(h.get('normals_median_deg'), 1)} | - |", "",

@@ -92,7 +92,7 @@ AFFINE_EPS_M2 = 1e-3
 
 
 #: Pixels the local fit reads at most (every n-th pixel in both directions beyond that).
-FIT_SAMPLES = 80_000
+FIT_SAMPLES = 20_000
 
 
 def _affine_fit(model: np.ndarray, sensor: np.ndarray,
