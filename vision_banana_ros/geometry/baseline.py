@@ -13,6 +13,20 @@ from vision_banana_ros.geometry.camera import backproject
 from vision_banana_ros.geometry.clusters import euclidean_clusters, sample_stride, spread_ids
 
 
+def inside_convex_hull(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of (N, 2) ``points`` lie in the convex hull of (M, 2) ``corners``
+    (on the same side of every hull edge; boundary included)."""
+    import cv2
+
+    hull = cv2.convexHull(np.asarray(corners, np.float32)).reshape(-1, 2).astype(np.float64)
+    if len(hull) < 3:
+        return np.zeros(len(points), bool)
+    edges = np.roll(hull, -1, axis=0) - hull
+    rel = points[:, None, :] - hull[None, :, :]
+    cross = edges[None, :, 0] * rel[..., 1] - edges[None, :, 1] * rel[..., 0]
+    return (cross >= -1e-9).all(1) | (cross <= 1e-9).all(1)
+
+
 def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | None = None,
                             plane_tol_m: float = 0.012, cluster_m: float = 0.02,
                             min_points: int = 30, max_height_m: float = 0.5) -> np.ndarray:
@@ -31,7 +45,6 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | N
         (H, W) uint16 ids, 0 = no object, numbered by decreasing size.
     """
     import open3d as o3d
-    from scipy.spatial import Delaunay
 
     h, w = depth.shape
     stride = stride if stride is not None else max(2, sample_stride((h, w)))
@@ -55,10 +68,10 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | N
     on_plane = p[np.asarray(inliers)] @ basis
     if len(on_plane) < 10:
         return np.zeros((h, w), np.uint16)
-    hull = Delaunay(on_plane[np.random.default_rng(0).choice(
-        len(on_plane), min(len(on_plane), 3000), replace=False)])
+    hull = on_plane[np.random.default_rng(0).choice(len(on_plane), min(len(on_plane), 3000),
+                                                     replace=False)]
     above = (height > plane_tol_m) & (height < max_height_m)
-    above &= hull.find_simplex(p @ basis) >= 0
+    above &= inside_convex_hull(p @ basis, hull)
     if above.sum() < min_points:
         return np.zeros((h, w), np.uint16)
     index = np.flatnonzero(valid)[above]
