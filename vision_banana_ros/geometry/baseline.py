@@ -12,6 +12,9 @@ import numpy as np
 from vision_banana_ros.geometry.camera import backproject
 from vision_banana_ros.geometry.clusters import euclidean_clusters, sample_stride, spread_ids
 
+#: Points the support plane's RANSAC reads at most.
+_RANSAC_SAMPLES = 4000
+
 
 def inside_convex_hull(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     """(N,) bool: which of (N, 2) ``points`` lie in the convex hull of (M, 2) ``corners``
@@ -56,22 +59,25 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | N
     ids = np.zeros(sub.size, np.int32)
     if valid.sum() < 100:
         return np.zeros((h, w), np.uint16)
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts[valid].astype(np.float64)))
-    plane, inliers = cloud.segment_plane(plane_tol_m, 3, 200)
+    p = pts[valid]
+    rng = np.random.default_rng(0)
+    # RANSAC on a seeded subsample (a plane needs few points); inliers are then all points
+    # within the tolerance.
+    sample = p[rng.choice(len(p), min(len(p), _RANSAC_SAMPLES), replace=False)]
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample.astype(np.float64)))
+    plane, _ = cloud.segment_plane(plane_tol_m, 3, 200)
     normal, offset = np.asarray(plane[:3]), float(plane[3])
     if offset < 0:  # orient the normal towards the camera (at the origin)
         normal, offset = -normal, -offset
-    p = pts[valid]
     height = p @ normal + offset
     # The support's extent: objects project inside the convex hull of the plane's inliers.
     basis = np.linalg.svd(np.eye(3) - np.outer(normal, normal))[0][:, :2]
-    on_plane = p[np.asarray(inliers)] @ basis
+    on_plane = p[np.abs(height) <= plane_tol_m] @ basis
     if len(on_plane) < 10:
         return np.zeros((h, w), np.uint16)
-    hull = on_plane[np.random.default_rng(0).choice(len(on_plane), min(len(on_plane), 3000),
-                                                     replace=False)]
+    hull = on_plane[rng.choice(len(on_plane), min(len(on_plane), 3000), replace=False)]
     above = (height > plane_tol_m) & (height < max_height_m)
-    above &= inside_convex_hull(p @ basis, hull)
+    above[above] = inside_convex_hull(p[above] @ basis, hull)
     if above.sum() < min_points:
         return np.zeros((h, w), np.uint16)
     index = np.flatnonzero(valid)[above]
