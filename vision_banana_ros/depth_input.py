@@ -18,6 +18,7 @@ import numpy as np
 
 from vision_banana_ros.codecs.depth import depth_to_walk
 from vision_banana_ros.errors import VisionBananaError
+from vision_banana_ros.letterbox import Letterbox
 
 #: Number of depth input planes.
 PLANES = 2
@@ -63,3 +64,11 @@ def sensor_planes(depth_m: np.ndarray, width: int, height: int, fx_small: float 
     out[0] = np.where(ok, depth_to_walk(mean), np.float32(0.0))
     out[1] = ok
     return out
+
+
+def letterboxed_planes(depth_m: np.ndarray, box: Letterbox, fx_small: float | None,
+                       canonical_focal_px: float) -> np.ndarray:
+    """The two planes of a depth image placed in the network input like its colour image
+    (``box``; zeros, no depth, in the padding): (2, dst_h, dst_w) float32."""
+    region = sensor_planes(depth_m, box.width, box.height, fx_small, canonical_focal_px)
+    return np.ascontiguousarray(box.place(region.transpose(1, 2, 0), 0.0).transpose(2, 0, 1))

@@ -55,9 +55,7 @@ def _spread_small(values: list[np.ndarray], support: np.ndarray,
         factor = max(1.0, sigma / 2.0)
         grid = (max(1, round(small[0] / factor)), max(1, round(small[1] / factor)))
         coarse = _resize(stack, grid, cv2.INTER_AREA) if factor > 1 else stack
-        blurred = cv2.GaussianBlur(coarse.reshape(grid[1], grid[0], -1), (0, 0),
-                                   sigma / factor if factor > 1 else sigma)
-        blurred = blurred.reshape(grid[1], grid[0], -1)
+        blurred = cv2.GaussianBlur(coarse, (0, 0), sigma / factor).reshape(grid[1], grid[0], -1)
         if factor > 1:
             blurred = _resize(blurred, small, cv2.INTER_LINEAR)
         den = blurred[..., -1:]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision_banana_ros.codecs import TASKS, parse_tasks
-from vision_banana_ros.depth_input import sensor_planes
+from vision_banana_ros.depth_input import letterboxed_planes
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.geometry import check_intrinsics
 from vision_banana_ros.letterbox import PAD_RGB, Letterbox, letterbox
@@ -105,10 +105,7 @@ class Pipeline:
                 raise VisionBananaError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the "
                                         f"image is {w}x{h}")
             fx = float(k_small[0, 0]) if k_small is not None and self.use_intrinsics else None
-            region = sensor_planes(depth, box.width, box.height, fx,
-                                   self.config.canonical_focal_px)
-            planes = np.ascontiguousarray(box.place(region.transpose(1, 2, 0), 0.0)
-                                          .transpose(2, 0, 1)[None])
+            planes = letterboxed_planes(depth, box, fx, self.config.canonical_focal_px)[None]
         return x, k_small, planes, box
 
     def depth_scale(self, k_small: np.ndarray | None) -> float:

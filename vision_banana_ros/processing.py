@@ -98,6 +98,8 @@ class FrameProcessor:
         self.pipeline = pipeline
         self.options = dict(options)
         self.rays = RayCache()
+        #: Semantics are published only when asked for (``tasks`` is not a live parameter).
+        self.publish_semantic = "semantic" in {s.name for s in parse_tasks(options["tasks"])}
 
     def __call__(self, rgb: np.ndarray, k: np.ndarray | None,
                  depth: np.ndarray | None = None) -> FrameResult:
@@ -149,7 +151,7 @@ class FrameProcessor:
             t0 = time.perf_counter()
             out.instances = object_clusters(out.depth, k, out.semantic == OBJECT_CLASS)
             out.timings_ms["instances_clusters"] = (time.perf_counter() - t0) * 1e3
-        if "semantic" not in {s.name for s in parse_tasks(o["tasks"])}:
+        if not self.publish_semantic:
             out.semantic = None
 
     def _scene_cloud(self, rgb: np.ndarray, out: Outputs, k: np.ndarray) -> CloudBuffer:

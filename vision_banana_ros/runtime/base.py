@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from vision_banana_ros.depth_input import PLANES
 from vision_banana_ros.errors import VisionBananaError
 
 
@@ -69,9 +70,9 @@ def depth_planes_for(config: object, images: np.ndarray,
         return None
     b, _, h, w = images.shape
     if depth is None:
-        return np.zeros((b, 2, h, w), np.float32)
-    if depth.dtype != np.float32 or depth.shape != (b, 2, h, w):
-        raise BackendError(f"depth planes must be float32 ({b}, 2, {h}, {w}), got "
+        return np.zeros((b, PLANES, h, w), np.float32)
+    if depth.dtype != np.float32 or depth.shape != (b, PLANES, h, w):
+        raise BackendError(f"depth planes must be float32 ({b}, {PLANES}, {h}, {w}), got "
                            f"{depth.dtype} {depth.shape}")
     return np.ascontiguousarray(depth)
 

@@ -42,7 +42,7 @@ def frame_sample(frame: ShardFrame, width: int, height: int, canonical_focal_px:
     """
     import cv2
 
-    from vision_banana_ros.depth_input import no_depth, sensor_planes
+    from vision_banana_ros.depth_input import letterboxed_planes, no_depth
     from vision_banana_ros.letterbox import PAD_RGB, letterbox
     from vision_banana_ros.pipeline import resize_rgb
 
@@ -71,8 +71,7 @@ def frame_sample(frame: ShardFrame, width: int, height: int, canonical_focal_px:
 
             sim = simulate_sensor_depth(frame.depth, frame.k, rng, frame.material,
                                         frame.depth_through)
-            region = sensor_planes(sim, box.width, box.height, fx, canonical_focal_px)
-            planes = box.place(region.transpose(1, 2, 0), 0.0).transpose(2, 0, 1)
+            planes = letterboxed_planes(sim, box, fx, canonical_focal_px)
         sample["sensor"] = planes.transpose(1, 2, 0)  # channels last while flipping
     if flip:
         rgb = rgb[:, ::-1]
