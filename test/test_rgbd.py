@@ -263,21 +263,29 @@ def test_object_clusters_separate_objects_in_depth_and_match_the_truth():
     assert (object_clusters(holed, f.k, gt > 0)[gt == 1] == 0).all()
 
 
-def test_processor_makes_instances_from_clusters_and_publishes_only_asked_tasks(tmp_path):
+def test_processor_makes_instances_by_the_source_asked_and_publishes_only_asked_tasks(
+        tmp_path):
     from vision_banana_ros import node_config
     from vision_banana_ros.processing import make_processor, pipeline_tasks
     from vision_banana_ros.runtime.torch_backend import TorchBackend
 
     _, path = _depth_model(tmp_path)
     asked = node_config.validate({"tasks": "depth,instances", "publish_points": False})
+    assert asked["instances_source"] == "geometry"
     assert pipeline_tasks(asked) == ["depth", "instances", "semantic"]
     painting = {**asked, "instances_source": "painting"}
     assert pipeline_tasks(painting) == ["depth", "instances"]
+    clusters = {**asked, "instances_source": "clusters"}
     rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
     k = np.array([[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]])
+    camera = np.full((48, 64), 0.8, np.float32)
     backend = TorchBackend(path)
-    out = make_processor(backend, asked)(rgb, k).outputs
-    assert out.semantic is None and out.instances is not None  # semantics ran, not published
-    assert "instances_clusters" in out.timings_ms
-    own = make_processor(backend, painting)(rgb, k).outputs
-    assert own.semantic is None and "instances_clusters" not in own.timings_ms
+    geometry = make_processor(backend, asked)
+    result = geometry(rgb, k, camera)
+    assert result.outputs.semantic is None and result.outputs.instances is not None
+    assert result.instances_method == "geometry"  # with the camera's depth
+    assert "instances_grid" in result.outputs.timings_ms
+    assert geometry(rgb, k).instances_method == "clusters"  # RGB only: the painting's objects
+    assert make_processor(backend, clusters)(rgb, k, camera).instances_method == "clusters"
+    own = make_processor(backend, painting)(rgb, k, camera)
+    assert own.outputs.semantic is None and own.instances_method == "painting"

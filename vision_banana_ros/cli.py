@@ -345,9 +345,11 @@ def _add_eval(sub: Any) -> None:
                     help="the camera's own depth when the bag has ground truth apart from it "
                          "(detected: a /ground_truth/... depth topic)")
     ev.add_argument("--transparent-topic", help="mono8 mask of transparent objects")
-    ev.add_argument("--depth-input", choices=("auto", "off"), default="auto",
+    ev.add_argument("--depth-input", choices=("auto", "on", "off"), default="auto",
                     help="auto: feed the camera's depth to the model when the bag has ground "
-                         "truth apart from it, or with --hide-depth; off: RGB only")
+                         "truth apart from it, or with --hide-depth; on: also when it is the "
+                         "bag's only depth (instances scored with depth; depth figures then "
+                         "not meaningful); off: RGB only")
     ev.add_argument("--hide-depth", type=float, default=0.0, metavar="FRACTION",
                     help="hide seeded blobs covering FRACTION of the valid camera depth from "
                          "the input and score the completion on exactly those pixels")
@@ -361,7 +363,8 @@ def _add_eval(sub: Any) -> None:
     ev.add_argument("--precision", default="fp32")
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--tasks", default="depth,instances,semantic,normals")
-    ev.add_argument("--instances-source", choices=("clusters", "painting"), default="clusters",
+    ev.add_argument("--instances-source", choices=("geometry", "clusters", "painting"),
+                    default="geometry",
                     help="the node's instances_source (default: %(default)s)")
     ev.add_argument("--max-frames", type=int)
     ev.add_argument("--fail-under", action="append", metavar="NAME=VALUE",

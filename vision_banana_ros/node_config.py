@@ -36,10 +36,22 @@ PARAMS: tuple[Param, ...] = (
     Param("threads", 2, "CPU threads for inference (at most the core count)", 1, 256),
     Param("tasks", "depth,instances,semantic,normals",
           "Comma-separated tasks: depth, instances, semantic, normals"),
-    Param("instances_source", "clusters",
-          "Instances: clusters (the semantic painting's object pixels grouped by Euclidean "
-          "clusters of the published depth; runs the semantic task too) or painting (the "
-          "instance painting's colours)", choices=("clusters", "painting")),
+    Param("instances_source", "geometry",
+          "Instances: geometry (what stands on the support surfaces of the published depth, "
+          "split at depth edges and creases; with the camera's depth, else clusters), "
+          "clusters (the semantic painting's object pixels grouped by Euclidean clusters of "
+          "the published depth) or painting (the instance painting's colours); geometry and "
+          "clusters run the semantic task too", choices=("geometry", "clusters", "painting")),
+    Param("instances_grid_pixels", 80_000,
+          "instances_source geometry works on a grid of at most this many pixels (a 640x480 "
+          "frame at 320x240)", 1_000, 10_000_000, live=True),
+    Param("instances_min_size_m", 0.015, "Smallest object instance across (metres)",
+          0.0, 1.0, live=True),
+    Param("instances_max_height_m", 0.5,
+          "Objects end this far above their support surface (metres)", 0.01, 10.0, live=True),
+    Param("instances_track", True,
+          "Keep an object's instance id across consecutive frames where it overlaps itself",
+          live=True),
     Param("input_transport", "raw", "Subscribe to image (raw) or image/compressed",
           choices=("raw", "compressed")),
     Param("use_camera_info", True, "Scale metric depth with the camera's focal length"),

@@ -26,6 +26,7 @@ from vision_banana_ros.evaluation.chamfer import no_wait, object_chamfer
 from vision_banana_ros.evaluation.config import DEPTH_RANGES, EvalConfig
 from vision_banana_ros.evaluation.finisher import Finisher
 from vision_banana_ros.evaluation.metrics import (
+    boundary_metrics,
     completion_metrics,
     contingency,
     depth_metrics,
@@ -52,6 +53,16 @@ class _Frame:
     bag_time: int
     msgs: dict[str, Any] = field(default_factory=dict)
     raws: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+
+def _instance_row(pred: np.ndarray, gt: np.ndarray, prefix: str,
+                  table: tuple | None = None) -> dict[str, Any]:
+    """Overlap and boundary instance figures of one frame, keys starting with ``prefix``."""
+    im = instance_metrics(pred, gt, table)
+    bp, br, bf = boundary_metrics(pred, gt)
+    return {**{f"{prefix}{k}": v for k, v in im.as_dict().items()},
+            f"{prefix}boundary_precision": bp, f"{prefix}boundary_recall": br,
+            f"{prefix}boundary_f_measure": bf}
 
 
 class Evaluation:
@@ -108,15 +119,24 @@ class Evaluation:
                                f"{', '.join(sorted(types))}")
         self.result.topics = {k: getattr(topics, k) for k in ("image", "camera_info", *_GT_ROLES,
                                                               "sensor_depth", "transparent")}
-        self.feed_depth = c.depth_input != "off" and (topics.sensor_depth is not None
-                                                      or c.hide_depth > 0)
-        if c.hide_depth > 0 and topics.sensor_depth is None and topics.depth is None:
-            raise BagError(f"--hide-depth needs depth in the bag; {c.bag} has none")
+        self.feed_depth = c.depth_input == "on" or (
+            c.depth_input == "auto" and (topics.sensor_depth is not None or c.hide_depth > 0))
+        if ((c.hide_depth > 0 or c.depth_input == "on") and topics.sensor_depth is None
+                and topics.depth is None):
+            raise BagError(f"--hide-depth and --depth-input on need depth in the bag; {c.bag} "
+                           "has none")
+        #: The camera's depth goes to the model and is also the only ground truth: depth
+        #: figures then score the fused depth against its own input.
+        self.depth_is_input = self.feed_depth and topics.sensor_depth is None
         if self.feed_depth:
             source = topics.sensor_depth or topics.depth
             notes.append(f"RGB-D input: the camera's depth ({source}) goes to the model"
                          + (f", with seeded blobs covering {c.hide_depth:.0%} of its valid "
                             "pixels hidden and scored" if c.hide_depth > 0 else ""))
+            if self.depth_is_input and c.hide_depth == 0:
+                notes.append("depth figures are NOT meaningful: the camera's depth is both the "
+                             "model's input and the ground truth (--depth-input on); instance "
+                             "and speed figures are")
         self.info_topic = topics.camera_info
         if topics.camera_info is None:
             notes.append("no camera_info in the bag: depth uses the canonical camera (scale is "
@@ -321,7 +341,7 @@ class Evaluation:
         ``gt["hidden"]``). None (counted) when the frame has none usable."""
         c = self.cfg
         msg = frame.msgs.get("sensor")
-        if msg is None and c.hide_depth > 0:
+        if msg is None and (c.hide_depth > 0 or self.depth_is_input):
             msg = frame.msgs.get("depth")
         if msg is None:
             self.result.error("no_sensor_depth", f"no camera depth at stamp {frame.stamp}: "
@@ -407,14 +427,12 @@ class Evaluation:
             points = gt.get("sensor_input", gt.get("depth"))
             if points is not None:
                 pause()
-                ids = plane_cluster_instances(points, k)
-                row["baseline_instances_f_measure"] = instance_metrics(
-                    ids.astype(np.int64), gt["instances"]).f_measure
+                ids = plane_cluster_instances(points, k).astype(np.int64)
+                row.update(_instance_row(ids, gt["instances"], "baseline_instances_"))
         if "instances" in gt and o.instances is not None:
             pause()
             table = contingency(o.instances, gt["instances"])  # shared by both
-            im = instance_metrics(o.instances, gt["instances"], table)
-            row.update({f"instances_{k2}": v for k2, v in im.as_dict().items()})
+            row.update(_instance_row(o.instances, gt["instances"], "instances_", table))
             if "depth" in gt and o.depth is not None and k is not None:
                 ch = object_chamfer(o.depth, o.instances, gt["depth"], gt["instances"], k,
                                     table=table, pause=pause)

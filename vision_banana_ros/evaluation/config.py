@@ -39,7 +39,8 @@ class EvalConfig:
     #: mono8 mask of transparent objects (detected).
     transparent_topic: str | None = None
     #: auto: feed the camera's depth to the model when the bag has ground truth apart from it
-    #: (or with hide_depth); off: RGB only.
+    #: (or with hide_depth); on: also when the camera's depth is the bag's only depth (its
+    #: depth figures then score the input against itself); off: RGB only.
     depth_input: str = "auto"
     #: Hide seeded blobs covering this fraction of the valid camera depth from the input and
     #: score the completion on exactly those pixels (bags whose only depth is the camera's).
@@ -56,7 +57,7 @@ class EvalConfig:
     precision: str = "fp32"
     threads: int = 2
     tasks: str = "depth,instances,semantic,normals"
-    instances_source: str = "clusters"
+    instances_source: str = "geometry"
     max_frames: int | None = None
     stamp_tolerance_ms: float = 5.0
     #: A frame whose partners have not all come is given up once the bag is this far past it.

@@ -20,6 +20,10 @@ AGGREGATES = {
     "median_scaled_abs_rel": "depth_ms_abs_rel", "median_scaled_delta1": "depth_ms_delta1",
     "f_measure": "instances_f_measure", "precision": "instances_precision",
     "recall": "instances_recall", "matched_iou": "instances_matched_iou",
+    "objects_f75": "instances_objects_f75",
+    "boundary_precision": "instances_boundary_precision",
+    "boundary_recall": "instances_boundary_recall",
+    "boundary_f_measure": "instances_boundary_f_measure",
     "semantic_miou": "semantic_miou", "chamfer_m": "chamfer_m",
     # RGB-D input: completion where the camera had no depth, on transparent objects, on the
     # hidden blobs (--hide-depth), and the fraction of valid camera depth published as is.
@@ -32,6 +36,10 @@ AGGREGATES = {
     "baseline_constant_delta1": "baseline_constant_delta1",
     "baseline_constant_abs_rel": "baseline_constant_abs_rel",
     "baseline_instances_f_measure": "baseline_instances_f_measure",
+    "baseline_instances_precision": "baseline_instances_precision",
+    "baseline_instances_recall": "baseline_instances_recall",
+    "baseline_instances_objects_f75": "baseline_instances_objects_f75",
+    "baseline_instances_boundary_f_measure": "baseline_instances_boundary_f_measure",
 }
 
 
@@ -134,6 +142,14 @@ def write_report(doc: dict[str, Any], path: Path) -> None:
     lines += ["", "## Accuracy", "", "| metric | value |", "|---|---|"]
     for name, value in s.items():
         lines.append(f"| {name} | {_fmt(value)} |")
+    if s.get("f_measure") is not None:
+        lines += ["", "### Instances beside the plane+cluster baseline (same frames)", "",
+                  "| figure | node | baseline |", "|---|---|---|"]
+        for label, key in (("overlap precision", "precision"), ("overlap recall", "recall"),
+                           ("overlap F", "f_measure"), ("boundary F", "boundary_f_measure"),
+                           ("objects with F >= 0.75", "objects_f75")):
+            lines.append(f"| {label} | {_fmt(s.get(key))} | "
+                         f"{_fmt(s.get('baseline_instances_' + key))} |")
     if doc["depth_by_range"]:
         lines += ["", "### Depth by ground-truth range", "", "| range (m) | delta1 | AbsRel |",
                   "|---|---|---|"]

@@ -97,9 +97,12 @@ def _play(cfg: EvalConfig, rate_hz: float, start_node: bool, node_name: str) -> 
     from vision_banana_ros.bags.reader import detect_topics, open_reader, topic_types
 
     reader = open_reader(cfg.bag)
-    depth_topic = (detect_topics(topic_types(reader)).sensor_depth
-                   if cfg.depth_input != "off" else None)  # as offline: apart from truth
+    found = detect_topics(topic_types(reader))
     reader.close()
+    # As offline: the camera's depth apart from the ground truth; with --depth-input on, the
+    # bag's only depth too.
+    depth_topic = (found.sensor_depth or (found.depth if cfg.depth_input == "on" else None)
+                   if cfg.depth_input != "off" else None)
     msgs, types = load_frames(cfg.bag, cfg.image_topic, cfg.info_topic, depth_topic)
     image_topic = next(iter(types))
     info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
@@ -107,7 +110,8 @@ def _play(cfg: EvalConfig, rate_hz: float, start_node: bool, node_name: str) -> 
     if start_node:
         args = node_command(image_topic, f"sensor_msgs/msg/{types[image_topic].__name__}",
                             info_topic, {"backend": cfg.backend, "threads": cfg.threads,
-                                         "tasks": cfg.tasks, "model_path": cfg.model},
+                                         "tasks": cfg.tasks, "model_path": cfg.model,
+                                         "instances_source": cfg.instances_source},
                             node_name=node_name, depth_topic=depth_topic)
         node = NodeProcess(args, cfg.out / "node.log", dict(os.environ))
     rclpy.init()

@@ -96,3 +96,123 @@ def render_spheres_on_plane(width: int = 320, height: int = 240, *, n_spheres: i
     return AnalyticFrame(depth=depth.astype(np.float32), normals=normals.astype(np.float32),
                          instances=instances, semantic=semantic,
                          rgb=np.rint(rgb * 255).astype(np.uint8), k=k)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An object standing on the table, in the table's frame (z up, metres).
+
+    ``kind`` is ``box`` (``size`` = (sx, sy, sz), axis-aligned), ``cylinder`` (``size`` =
+    (radius, radius, height)) or ``cup`` (an open cylinder: ``size`` = (outer radius, inner
+    radius, height); its inside is visible from above, its bottom ``wall`` thick). ``at`` is
+    the centre of its foot on the table (x, y); ``base`` lifts the foot (stacking).
+    """
+
+    kind: str
+    at: tuple[float, float]
+    size: tuple[float, float, float]
+    base: float = 0.0
+
+
+def _hits_box(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Entry distance of rays ``o + t d`` (N, 3) into an axis-aligned box (inf: miss)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t0, t1 = (lo - o) / d, (hi - o) / d
+    near = np.nanmax(np.minimum(t0, t1), axis=-1)
+    far = np.nanmin(np.maximum(t0, t1), axis=-1)
+    return np.where((far >= near) & (near > 0), near, np.inf)
+
+
+def _hits_cylinder(o: np.ndarray, d: np.ndarray, c: np.ndarray, r: float, z0: float,
+                   z1: float, inside: bool = False) -> np.ndarray:
+    """Distance to the side of an upright cylinder (axis through ``c``, z0..z1): the first
+    crossing from outside, or (``inside``) the far crossing, seen from within."""
+    ox, oy = o[:, 0] - c[0], o[:, 1] - c[1]
+    a = d[:, 0] ** 2 + d[:, 1] ** 2
+    b = ox * d[:, 0] + oy * d[:, 1]
+    disc = b * b - a * (ox * ox + oy * oy - r * r)
+    root = np.sqrt(np.where(disc >= 0, disc, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (-b + root) / a if inside else (-b - root) / a
+    z = o[:, 2] + t * d[:, 2]
+    ok = (disc >= 0) & (t > 0) & (z >= z0) & (z <= z1)
+    return np.where(ok, t, np.inf)
+
+
+def _hits_disc(o: np.ndarray, d: np.ndarray, c: np.ndarray, z: float, r_out: float,
+               r_in: float = 0.0) -> np.ndarray:
+    """Distance to a horizontal disc (or annulus r_in..r_out) at height z, centre c."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (z - o[:, 2]) / d[:, 2]
+    x, y = o[:, 0] + t * d[:, 0] - c[0], o[:, 1] + t * d[:, 1] - c[1]
+    rr = x * x + y * y
+    return np.where((t > 0) & (rr <= r_out * r_out) & (rr >= r_in * r_in), t, np.inf)
+
+
+def _shape_hits(o: np.ndarray, d: np.ndarray, s: Shape) -> np.ndarray:
+    """Distance along rays to one shape (inf: miss)."""
+    c = np.array([s.at[0], s.at[1], 0.0])
+    z0 = s.base
+    if s.kind == "box":
+        half = np.array([s.size[0] / 2, s.size[1] / 2, 0.0])
+        return _hits_box(o, d, c - half + [0, 0, z0], c + half + [0, 0, z0 + s.size[2]])
+    top = z0 + s.size[2]
+    outer = np.minimum(_hits_cylinder(o, d, c, s.size[0], z0, top),
+                       _hits_disc(o, d, c, top, s.size[0], s.size[1] if s.kind == "cup" else 0))
+    if s.kind == "cylinder":
+        return outer
+    if s.kind != "cup":
+        raise ValueError(f"unknown shape {s.kind!r}")
+    # Through the opening: the inside wall (far side) or the inside bottom.
+    t_open = _hits_disc(o, d, c, top, s.size[1])
+    inner = np.minimum(_hits_cylinder(o, d, c, s.size[1], z0 + 0.005, top, inside=True),
+                       _hits_disc(o, d, c, z0 + 0.005, s.size[1]))
+    return np.minimum(outer, np.where(np.isfinite(t_open), inner, np.inf))
+
+
+def render_tabletop(shapes: list[Shape], width: int = 320, height: int = 240, *,
+                    hfov_deg: float = 60.0, tilt_deg: float = 45.0, distance_m: float = 0.8,
+                    table_m: tuple[float, float] = (1.2, 0.8), table_height_m: float = 0.75,
+                    wall: bool = True) -> AnalyticFrame:
+    """A table (its edge and the floor 0.75 m below in view, a wall behind it) with objects.
+
+    The camera looks at the table's centre from ``distance_m``, pitched down ``tilt_deg``.
+    Ground truth as :func:`render_spheres_on_plane` (instance i is ``shapes[i - 1]``;
+    semantic support is the table top and the floor).
+    """
+    k = intrinsics(width, height, hfov_deg)
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    cam_rays = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], -1)
+    # Table frame: x right, y away from the camera, z up; optical axis pitched down.
+    t = np.radians(tilt_deg)
+    r_table_cam = np.array([[1.0, 0.0, 0.0],
+                            [0.0, -np.sin(t), np.cos(t)],
+                            [0.0, -np.cos(t), -np.sin(t)]])
+    origin = np.array([0.0, -distance_m * np.cos(t), distance_m * np.sin(t)])
+    d = cam_rays.reshape(-1, 3) @ r_table_cam.T
+    o = np.broadcast_to(origin, d.shape)
+    hx, hy = table_m[0] / 2, table_m[1] / 2
+    surfaces = [_hits_box(o, d, np.array([-hx, -hy, -0.04]), np.array([hx, hy, 0.0])),
+                _hits_disc(o, d, np.zeros(3), -table_height_m, 50.0)]
+    if wall:
+        surfaces.append(_hits_box(o, d, np.array([-5.0, hy + 0.3, -table_height_m]),
+                                  np.array([5.0, hy + 0.35, 2.0])))
+    objects = [_shape_hits(o, d, s) for s in shapes]
+    stack = np.stack(surfaces + objects)
+    first = np.argmin(stack, axis=0)
+    dist = stack[first, np.arange(len(d))]
+    depth = (dist * (cam_rays.reshape(-1, 3)[:, 2])).reshape(height, width)
+    instances = np.where(first >= len(surfaces), first - len(surfaces) + 1, 0)
+    instances = np.where(np.isfinite(dist), instances, 0).reshape(height, width)
+    semantic = np.where(instances > 0, SEMANTIC_OBJECT,
+                        np.where(np.isin(first, (0, 1)).reshape(height, width)
+                                 & np.isfinite(depth), SEMANTIC_SUPPORT, SEMANTIC_BACKGROUND))
+    shade = 0.35 + 0.5 * ((instances * 37) % 11) / 10.0 + 0.15 * (first.reshape(height, width)
+                                                                  == 0)
+    rgb = np.rint(np.clip(np.stack([shade, shade * 0.9, shade * 0.8], -1), 0, 1) * 255)
+    depth = np.where(np.isfinite(depth), depth, np.inf).astype(np.float32)
+    from vision_banana_ros.geometry.camera import normals_from_depth
+
+    normals = normals_from_depth(np.where(np.isfinite(depth), depth, np.nan), k)
+    return AnalyticFrame(depth=depth, normals=normals, instances=instances.astype(np.uint16),
+                         semantic=semantic.astype(np.uint8), rgb=rgb.astype(np.uint8), k=k)
