@@ -47,6 +47,9 @@ PARAMS: tuple[Param, ...] = (
           "frame at 320x240)", 1_000, 10_000_000, live=True),
     Param("instances_min_size_m", 0.015, "Smallest object instance across (metres)",
           0.0, 1.0, live=True),
+    Param("instances_max_size_m", 0.6,
+          "Widest object instance (footprint on its support, metres; wider segments are "
+          "furniture or walls)", 0.05, 100.0, live=True),
     Param("instances_max_height_m", 0.5,
           "Objects end this far above their support surface (metres)", 0.01, 10.0, live=True),
     Param("instances_track", True,
@@ -161,6 +164,10 @@ def check_relations(values: dict[str, Any]) -> None:
     if values["depth_min_m"] >= values["depth_max_m"]:
         raise VisionBananaError(f"depth_min_m ({values['depth_min_m']}) must be below "
                                 f"depth_max_m ({values['depth_max_m']})")
+    if values["instances_min_size_m"] >= values["instances_max_size_m"]:
+        raise VisionBananaError(f"instances_min_size_m ({values['instances_min_size_m']}) must "
+                                f"be below instances_max_size_m "
+                                f"({values['instances_max_size_m']})")
 
 
 def validate(values: dict[str, Any]) -> dict[str, Any]:

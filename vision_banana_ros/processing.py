@@ -97,6 +97,7 @@ def instance_params(options: dict[str, Any]) -> InstanceParams:
     return InstanceParams(
         max_pixels=int(options.get("instances_grid_pixels", d.max_pixels)),
         min_object_m=float(options.get("instances_min_size_m", d.min_object_m)),
+        max_width_m=float(options.get("instances_max_size_m", d.max_width_m)),
         max_height_m=float(options.get("instances_max_height_m", d.max_height_m)))
 
 

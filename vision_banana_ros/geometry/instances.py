@@ -42,6 +42,7 @@ from vision_banana_ros.geometry.support import (
     find_surfaces,
     grid_stride,
     make_grid,
+    on_extent,
 )
 
 
@@ -79,8 +80,10 @@ class InstanceParams:
     merge_crease: float = 0.5
     merge_width_ratio: float = 1.2
     merge_area_ratio: float = 1.1
-    #: Smallest object, across (metres).
+    #: Smallest object, across (metres), and the widest (footprint on the support: larger
+    #: segments are furniture, or depth-less regions beyond the camera's range).
     min_object_m: float = 0.015
+    max_width_m: float = 0.6
 
 
 @dataclass
@@ -133,7 +136,7 @@ def segment_instances(depth: np.ndarray, k: np.ndarray, *,
         return empty
     z_med = float(np.median(grid.z[::4, ::4][grid.valid[::4, ::4]]))
     tol = max(p.plane_tol_m, p.plane_tol_per_m2 * z_med ** 2)
-    surfaces = find_surfaces(grid, tol_m=tol, known=support)
+    surfaces = find_surfaces(grid, tol_m=tol, known=support, wall_height_m=p.max_height_m)
     times["surfaces"] = time.perf_counter() - t0
     if not surfaces.supports:
         empty.surfaces = surfaces
@@ -152,7 +155,9 @@ def segment_instances(depth: np.ndarray, k: np.ndarray, *,
     labels = initial_segments(grid, evidence, cut, sensor, jump, min_px, p, rgb)
     times["segments"] = time.perf_counter() - t0
     zs = np.where(sensor, grid.z, np.float32(np.nan))
-    labels = merge_enclosed(labels, zs, jump, crease, grid, surfaces.supports[0].normal, p)
+    labels, width = merge_enclosed(labels, zs, jump, crease, grid,
+                                   surfaces.supports[0].normal, p)
+    labels[width[labels] > p.max_width_m] = 0
     ids = _finish(labels, min_px, s, (h, w), depth)
     times["merge"] = time.perf_counter() - t0
     steps = list(times)
@@ -188,29 +193,6 @@ def object_evidence(grid: Grid, surfaces: Surfaces, p: InstanceParams,
     has_strong[comp[strong]] = True
     has_strong[0] = False
     return has_strong[comp]
-
-
-def on_extent(points: np.ndarray, plane: Plane, region_points: np.ndarray,
-              cell_m: float = 0.01) -> np.ndarray:
-    """(N,) bool: which points' feet (projections along the normal) fall in the convex hull
-    of a support region's points, tested on a raster of ``cell_m`` cells of the plane."""
-    import cv2
-
-    if len(points) == 0 or len(region_points) < 3:
-        return np.zeros(len(points), bool)
-    basis = np.linalg.svd(np.eye(3) - np.outer(plane.normal, plane.normal))[0][:, :2]
-    basis = basis.astype(np.float32)
-    corners = cv2.convexHull((region_points @ basis).astype(np.float32)).reshape(-1, 2)
-    lo = corners.min(0)
-    size = np.ceil((corners.max(0) - lo) / cell_m).astype(int) + 2
-    if size.prod() > 4_000_000:  # a support kilometres wide: coarser cells
-        cell_m *= float(np.sqrt(size.prod() / 4_000_000))
-        size = np.ceil((corners.max(0) - lo) / cell_m).astype(int) + 2
-    raster = np.zeros((size[1] + 2, size[0] + 2), np.uint8)
-    cv2.fillConvexPoly(raster, np.rint((corners - lo) / cell_m).astype(np.int32) + 1, 1)
-    cells = np.rint((points @ basis - lo) / cell_m).astype(np.int64) + 1
-    np.clip(cells, 0, [size[0] + 1, size[1] + 1], out=cells)  # the border is empty
-    return raster[cells[:, 1], cells[:, 0]] > 0
 
 
 def cuts(grid: Grid, jump: np.ndarray, p: InstanceParams) -> tuple[np.ndarray, np.ndarray]:
@@ -387,7 +369,7 @@ def _footprint_extents(labels: np.ndarray, grid: Grid, basis: np.ndarray,
 
 def merge_enclosed(labels: np.ndarray, zs: np.ndarray, jump: np.ndarray,
                    crease: np.ndarray, grid: Grid, up: np.ndarray,
-                   p: InstanceParams) -> np.ndarray:
+                   p: InstanceParams) -> tuple[np.ndarray, np.ndarray]:
     """Merge neighbouring segments (module docstring, step 5).
 
     Footprints are described by their extents along 8 directions of the support plane: a
@@ -403,15 +385,16 @@ def merge_enclosed(labels: np.ndarray, zs: np.ndarray, jump: np.ndarray,
             up: the primary support's normal (footprints are projections on it).
 
     Returns:
-        (h, w) int segments, merged ones sharing the id of one of them.
+        ((h, w) int segments, merged ones sharing the id of one of them; (n,) float footprint
+        width in metres of each id, 0 for ids no longer used).
     """
-    pairs, counts, at_crease = _border_pairs(labels, zs, jump, crease, p.merge_gap_px)
-    candidates = (counts >= p.merge_min_border) & (at_crease <= p.merge_crease * counts)
-    if not candidates.any():
-        return labels
     basis = np.linalg.svd(np.eye(3) - np.outer(up, up))[0][:, :2].astype(np.float32)
     n = int(labels.max()) + 1
     lo, hi = _footprint_extents(labels, grid, basis, n)
+    pairs, counts, at_crease = _border_pairs(labels, zs, jump, crease, p.merge_gap_px)
+    candidates = (counts >= p.merge_min_border) & (at_crease <= p.merge_crease * counts)
+    if not candidates.any():
+        return labels, np.nan_to_num((hi - lo).max(1, initial=0.0), neginf=0.0)
     area = _dop_area(lo, hi)
     # Per pair a handful of numbers: plain floats are faster than small arrays here.
     ext: dict[int, list[float]] = {}
@@ -452,4 +435,7 @@ def merge_enclosed(labels: np.ndarray, zs: np.ndarray, jump: np.ndarray,
                 continue
         parent[ra] = rb
         ext[rb], areas[rb] = union, union_area
-    return np.array([root(i) for i in range(n)])[labels]
+    roots = np.array([root(i) for i in range(n)])
+    np.minimum.at(lo, roots, lo.copy())
+    np.maximum.at(hi, roots, hi.copy())
+    return roots[labels], np.nan_to_num((hi - lo).max(1, initial=0.0), neginf=0.0)

@@ -231,7 +231,8 @@ def plane_regions(grid: Grid, plane: Plane, tol_m: float, normal_cos: float,
 def find_surfaces(grid: Grid, *, tol_m: float, max_planes: int = 4,
                   min_fraction: float = 0.06, region_fraction: float = 0.04,
                   normal_cos: float = 0.85, parallel_deg: float = 15.0,
-                  up_bias: float = 0.3, known: Plane | None = None,
+                  up_bias: float = 0.3, wall_height_m: float = 0.5,
+                  known: Plane | None = None,
                   rng: np.random.Generator | None = None) -> Surfaces:
     """Support surfaces and walls of a grid (RANSAC planes kept where their regions are large).
 
@@ -239,8 +240,11 @@ def find_surfaces(grid: Grid, *, tol_m: float, max_planes: int = 4,
     that favours normals pointing up in an upright camera (``up_bias - n_y``, clipped: a
     table seen from above has n_y < 0, a wall facing a downward-looking camera n_y > 0).
     Every plane parallel to it (within ``parallel_deg``) is a support too (a shelf, the
-    floor); the others are walls. With ``known`` (a support plane the robot knows), it is the
-    primary support and only walls and other supports are searched.
+    floor); the others are walls where they rise more than ``wall_height_m`` above the
+    primary support, lie below it or stand off its extent (a wall, a cabinet front, the
+    table's own side), else they are the faces of large objects standing on it (a cereal box
+    seen up close) and belong to neither. With ``known`` (a support plane the robot knows),
+    it is the primary support and only walls and other supports are searched.
 
     Args:
         grid: the working grid (:func:`make_grid`).
@@ -275,14 +279,55 @@ def find_surfaces(grid: Grid, *, tol_m: float, max_planes: int = 4,
         if areas[i] == 0 and i != first:
             continue
         plane, region = planes[i], regions[i]
-        out.surface |= region
         if abs(plane.normal @ primary.normal) >= cos_par:
             out.supports.append(plane)
             out.support_regions.append(region)
-        else:
+        elif _is_wall(grid, region, primary, regions[first], wall_height_m):
             out.walls.append(plane)
+        else:  # the face of a large object standing on the support
+            continue
+        out.surface |= region
     out.noise_per_m2 = _noise_per_m2(grid, primary, regions[first], tol_m)
     return out
+
+
+def _is_wall(grid: Grid, region: np.ndarray, support: Plane, support_region: np.ndarray,
+             height_m: float) -> bool:
+    """Whether a plane region rises above ``height_m`` over the support (its 95th percentile
+    height), lies mostly below it, or stands mostly off its extent."""
+    index = np.flatnonzero(region)
+    pts = grid.points(index[:: max(1, len(index) // 2000)])
+    height = pts @ support.normal.astype(np.float32) + np.float32(support.offset)
+    if np.percentile(height, 95) > height_m or np.median(height) < 0:
+        return True
+    feet = np.flatnonzero(support_region)
+    return bool(on_extent(pts, support, grid.points(feet[:: max(1, len(feet) // 4000)]))
+                .mean() < 0.5)
+
+
+def on_extent(points: np.ndarray, plane: Plane, region_points: np.ndarray,
+              cell_m: float = 0.01) -> np.ndarray:
+    """(N,) bool: which points' feet (projections along the normal) fall in the convex hull
+    of a support region's points, tested on a raster of ``cell_m`` cells of the plane."""
+    import cv2
+
+    if len(points) == 0 or len(region_points) < 3:
+        return np.zeros(len(points), bool)
+    basis = np.linalg.svd(np.eye(3) - np.outer(plane.normal, plane.normal))[0][:, :2]
+    basis = basis.astype(np.float32)
+    corners = cv2.convexHull((region_points @ basis).astype(np.float32)).reshape(-1, 2)
+    lo = corners.min(0)
+    size = np.ceil((corners.max(0) - lo) / cell_m).astype(int) + 2
+    if size.prod() > 4_000_000:  # a support kilometres wide: coarser cells
+        cell_m *= float(np.sqrt(size.prod() / 4_000_000))
+        size = np.ceil((corners.max(0) - lo) / cell_m).astype(int) + 2
+    raster = np.zeros((size[1] + 2, size[0] + 2), np.uint8)
+    cv2.fillConvexPoly(raster, np.rint((corners - lo) / cell_m).astype(np.int32) + 1, 1)
+    cells = np.rint((points @ basis - lo) / cell_m).astype(np.int64) + 1
+    np.clip(cells, 0, [size[0] + 1, size[1] + 1], out=cells)  # the border is empty
+    return raster[cells[:, 1], cells[:, 0]] > 0
+
+
 
 
 def _noise_per_m2(grid: Grid, plane: Plane, region: np.ndarray, tol_m: float) -> float:
