@@ -93,20 +93,28 @@ def _device(spec: str) -> str:
     return spec
 
 
-def _node_instances(out: Any, k: np.ndarray, sensor: np.ndarray | None) -> np.ndarray:
-    """The instances the node publishes by default (``instances_source: clusters``, depth
-    fused with the camera's as ``depth_fill: holes``); the painting's without semantics."""
+def _node_instances(out: Any, rgb: np.ndarray, k: np.ndarray,
+                    sensor: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The instances the node publishes by default, by method: ``geometry`` (with the camera's
+    depth; :func:`~vision_banana_ros.geometry.instances.segment_instances` on the depth fused
+    as ``depth_fill: holes``) and ``clusters`` (the painting's object pixels grouped by depth
+    clusters, the default without camera depth); the painting's own without semantics."""
     from vision_banana_ros import node_config
     from vision_banana_ros.fusion import fuse_depth
     from vision_banana_ros.geometry.clusters import object_clusters
+    from vision_banana_ros.geometry.instances import segment_instances
     from vision_banana_ros.processing import OBJECT_CLASS
 
     if out.semantic is None or out.depth is None:
-        return out.instances
+        return {"painting": out.instances}
     d = node_config.defaults()
-    depth = out.depth if sensor is None else fuse_depth(out.depth, sensor, d["depth_fill"],
-                                                        d["depth_consistency"])[0]
-    return object_clusters(depth, k, out.semantic == OBJECT_CLASS)
+    objects = out.semantic == OBJECT_CLASS
+    if sensor is None:
+        return {"clusters": object_clusters(out.depth, k, objects)}
+    depth = fuse_depth(out.depth.copy(), sensor, d["depth_fill"], d["depth_consistency"])[0]
+    return {"geometry": segment_instances(depth, k, sensor_valid=np.isfinite(sensor), rgb=rgb,
+                                          object_vote=objects).ids,
+            "clusters": object_clusters(depth, k, objects)}
 
 
 def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, float]:
@@ -116,8 +124,10 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
     the frame's K, at the frame's own resolution. A depth model gets a simulated camera depth
     (seeded per frame): ``depth_*`` and the other tasks are scored with it, ``depth_holes_*``
     on the pixels where that camera had no depth, and ``rgb_depth_*`` without any depth input.
-    ``instances_f`` scores the instances the node publishes by default (object pixels grouped
-    by depth clusters), ``instances_painting_f`` the instance painting's own.
+    ``instances_f`` scores the instances the node publishes by default (geometry first with
+    the camera's depth, else the painting's object pixels grouped by depth clusters),
+    ``instances_clusters_f`` the clusters with the same depth, ``instances_painting_f`` the
+    instance painting's own.
     """
     from vision_banana_ros.evaluation.metrics import (
         depth_metrics,
@@ -153,9 +163,13 @@ def evaluate(model: Any, samples: list, tasks: tuple[str, ...]) -> dict[str, flo
                 add("rgb_depth", depth_metrics(pipe(frame.rgb, frame.k).depth, frame.depth))
         if out.instances is not None:
             gt_ids = frame.instances.astype(np.int64)
-            im = instance_metrics(_node_instances(out, frame.k, sensor), gt_ids)
+            found = _node_instances(out, frame.rgb, frame.k, sensor)
+            im = instance_metrics(next(iter(found.values())).astype(np.int64), gt_ids)
             acc.setdefault("instances_f", []).append(im.f_measure)
             acc.setdefault("instances_matched_iou", []).append(im.matched_iou)
+            if "clusters" in found:
+                acc.setdefault("instances_clusters_f", []).append(
+                    instance_metrics(found["clusters"].astype(np.int64), gt_ids).f_measure)
             acc.setdefault("instances_painting_f", []).append(
                 instance_metrics(out.instances, gt_ids).f_measure)
         if out.semantic is not None:
