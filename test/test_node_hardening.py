@@ -282,16 +282,20 @@ def test_oversized_frames_are_refused_and_memory_is_given_back(tiny_model, tmp_p
         node.stop()
 
 
-def test_random_bytes_as_model_fail_configure_with_the_file_named(tmp_path):
-    bad = tmp_path / "random.pt"
-    # These bytes make torch's unpickler raise IndexError (before: no log line, no count).
+@pytest.mark.parametrize("suffix", [".pt", ".onnx"])
+def test_random_bytes_as_model_fail_configure_with_the_file_named(tmp_path, suffix):
+    bad = tmp_path / f"random{suffix}"
+    # These bytes make torch's unpickler raise IndexError (before: no log line, no count),
+    # and ONNX Runtime's protobuf parser fail.
     bad.write_bytes(np.random.default_rng(17).bytes(5000))
     domain = new_domain()
     node = start_node(tmp_path, domain, {"model_path": str(bad)})
     cam = _Camera(domain)
     try:
         assert node.wait_for("configure failed", 120), node.text()
-        assert f"model file {bad} is not a readable checkpoint" in node.text()
+        expected = (f"model file {bad} is not a readable checkpoint" if suffix == ".pt"
+                    else f"ONNX file {bad} cannot be loaded")
+        assert expected in node.text(), node.text()
         values = cam.fresh_status()
         assert values["errors_configure_failed"] == "1" and values["level"] == "2", values
         assert node.alive()

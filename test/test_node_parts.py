@@ -232,26 +232,29 @@ def test_late_partner_is_waited_for_and_the_wait_is_bounded():
     # The message of the image's stamp comes 0.2 s late: waited for, not replaced by "a".
     threading.Timer(0.2, lambda: m.add(200, "b")).start()
     assert m.wait_match(200) == ("b", "exact")
-    # A newer message means the exact one will not come: the wait ends at once.
+    # A newer message means the exact one will not come: the wait ends at once, and a
+    # per-frame stream never lends another frame's message.
     m.add(400, "d")
     start = time.monotonic()
-    assert m.wait_match(300) == ("d", "latest")
+    msg, how = m.wait_match(300)
+    assert msg is None and "comes with every frame" in how
     assert time.monotonic() - start < 1.0
     # A late message now and then: still per-frame, so the next miss is waited for, bounded.
     start = time.monotonic()
-    assert m.wait_match(500, timeout_s=0.3)[1] == "latest"
+    assert m.wait_match(500, timeout_s=0.3)[0] is None
     assert 0.25 < time.monotonic() - start < 3.0
-    # No exact match among the last ten (camera_info once a second): no more waiting.
+    # No exact match among the last ten (camera_info once a second): no more waiting, and
+    # the latest one serves.
     for stamp in range(1000, 1010):
         m.wait_match(stamp, timeout_s=0.01)
     start = time.monotonic()
-    assert m.wait_match(2000, timeout_s=0.5)[1] == "latest"
+    assert m.wait_match(2000, timeout_s=0.5) == ("d", "latest")
     assert time.monotonic() - start < 0.4
     # Until an exact match shows it is per-frame again.
     m.add(2100, "g")
     assert m.wait_match(2100)[1] == "exact"
     start = time.monotonic()
-    assert m.wait_match(2200, timeout_s=0.3)[1] == "latest"
+    assert m.wait_match(2200, timeout_s=0.3)[0] is None
     assert 0.25 < time.monotonic() - start < 3.0
 
 

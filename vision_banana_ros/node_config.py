@@ -69,6 +69,11 @@ PARAMS: tuple[Param, ...] = (
           "Use the camera's depth (topic depth/image, aligned to colour): auto when it comes, "
           "off, or required (frames without it are skipped)",
           choices=("auto", "off", "required")),
+    Param("depth_missing", "skip",
+          "A frame without its depth image (waited for up to pairing_wait_ms) while the "
+          "camera sends depth (a depth publisher matched, or depth seen): skip it, or run it "
+          "rgb_only (counted; ~/depth/source marks every pixel completed). A camera without "
+          "depth runs RGB-only either way", choices=("skip", "rgb_only"), live=True),
     Param("depth_tolerance_ms", 15.0, "Largest stamp difference for a depth image match",
           0.0, 10000.0, live=True),
     Param("depth_fill", "holes",

@@ -16,15 +16,15 @@ LATENCY_QS = (50, 90, 99)
 
 
 def latency_summary(values_ms: Iterable[float]) -> dict[str, float]:
-    """``{"p50", "p90", "p99", "mean", "total_s"}`` of latencies in milliseconds (NaN values
-    ignored; all NaN when there are none)."""
+    """``{"p50", "p90", "p99", "max", "mean", "total_s"}`` of latencies in milliseconds (NaN
+    values ignored; all NaN when there are none)."""
     a = np.asarray([v for v in values_ms if v == v], dtype=np.float64)
     if a.size == 0:
         nan = float("nan")
-        return {**{f"p{q}": nan for q in LATENCY_QS}, "mean": nan, "total_s": 0.0}
+        return {**{f"p{q}": nan for q in LATENCY_QS}, "max": nan, "mean": nan, "total_s": 0.0}
     out = {f"p{q}": float(v) for q, v in zip(LATENCY_QS, np.percentile(a, LATENCY_QS),
                                                strict=True)}
-    out.update(mean=float(a.mean()), total_s=float(a.sum() / 1e3))
+    out.update(max=float(a.max()), mean=float(a.mean()), total_s=float(a.sum() / 1e3))
     return out
 
 

@@ -7,8 +7,11 @@ worker can take an image before the executor has delivered its partners (on a lo
 a third of 640x480 pairs came more than 5 ms late). So :meth:`StampMatcher.wait_match` waits
 until the exact stamp arrives, a newer one arrives (the exact one will not come), or the
 bounded wait ends, and only then falls back to the nearest message within a tolerance and,
-where allowed, to the latest one. Every answer says how it was found, so callers count the
-non-exact ones.
+where allowed, to the latest one: only for a stream that has not been per-frame lately (a
+camera that publishes its camera_info once a second), never for one that comes with every
+frame, so a frame whose own message is missing or late is not paired with another frame's
+(another frame's intrinsics would put its cloud at the wrong geometry). Every answer says
+how it was found, so callers count the non-exact ones.
 
 Waiting only happens while the stream is per-frame (one of the last ``PER_FRAME_WINDOW``
 matches was exact) and alive (its newest stamp is less than the wait behind the image's): a
@@ -91,16 +94,18 @@ class StampMatcher:
         with self._cond:
             return len(self._msgs)
 
-    def wait_match(self, stamp: int, timeout_s: float | None = None) -> tuple[Any | None, str]:
+    def wait_match(self, stamp: int, timeout_s: float | None = None,
+                   expect: bool | None = None) -> tuple[Any | None, str]:
         """:meth:`match` after waiting up to ``timeout_s`` (default ``wait_s``) for the
         message of exactly ``stamp``; the wait ends early when a newer message arrives or
         when the stream has not been per-frame lately (no exact match among the last
-        :data:`PER_FRAME_WINDOW`)."""
+        :data:`PER_FRAME_WINDOW`). ``expect`` overrides ``wait_for_first`` (the caller knows
+        a publisher of the stream is matched)."""
         wait = self.wait_s if timeout_s is None else timeout_s
         with self._cond:
             per_frame = not self._recent_exact or any(self._recent_exact)
             if self._newest < 0:
-                alive = self.wait_for_first
+                alive = self.wait_for_first if expect is None else expect
             else:
                 alive = stamp - self._newest <= wait * 1e9
             if per_frame and alive and wait > 0:
@@ -124,7 +129,10 @@ class StampMatcher:
         nearest = min(self._msgs, key=lambda s: abs(s - stamp))
         if abs(nearest - stamp) <= self.tolerance_ns:
             return self._msgs[nearest], "nearest"
-        if self.fallback_latest:
+        if self.fallback_latest and not any(self._recent_exact):
             return next(reversed(self._msgs.values())), "latest"
+        if self.fallback_latest:
+            return None, (f"no {self.name} with the image's stamp, and the stream comes with "
+                          "every frame: another frame's is not used")
         return None, (f"no {self.name} within {self.tolerance_ns / 1e6:.1f} ms of the image "
                       "stamp")

@@ -55,6 +55,49 @@ def _depth_input_cost(ort: Any, ort_pipe: Any, rgb: np.ndarray, k: np.ndarray,
     return [whole, narrow]
 
 
+def _instances_cost(ort: Any, repeats: int) -> list[Any]:
+    """Instances from geometry (the default) against the painting's object pixels grouped by
+    depth clusters (the default before), on a tabletop frame with touching boxes, a mug, a
+    bottle and a small cube and a simulated camera depth: the node's whole default frame
+    (bar: at most 15 % more) and the instance step alone."""
+    from vision_banana_ros import node_config
+    from vision_banana_ros.fusion import fuse_depth
+    from vision_banana_ros.geometry.clusters import object_clusters
+    from vision_banana_ros.geometry.instances import segment_instances
+    from vision_banana_ros.processing import OBJECT_CLASS, make_processor
+    from vision_banana_ros.synthetic.analytic import Shape, render_tabletop
+    from vision_banana_ros.synthetic.sensor import simulate_sensor_depth
+
+    shapes = [Shape("box", (-0.2, 0.0), (0.08, 0.06, 0.12)),
+              Shape("box", (-0.12, 0.01), (0.08, 0.06, 0.08)),
+              Shape("cup", (0.08, 0.08), (0.045, 0.04, 0.1)),
+              Shape("cylinder", (0.14, -0.1), (0.03, 0.03, 0.15)),
+              Shape("box", (-0.02, -0.16), (0.02, 0.02, 0.02))]
+    f = render_tabletop(shapes, 640, 480)
+    camera = simulate_sensor_depth(np.where(np.isfinite(f.depth), f.depth, np.inf), f.k,
+                                   np.random.default_rng(0))
+    geometry = make_processor(ort, node_config.validate({}))
+    clusters = make_processor(ort, node_config.validate({"instances_source": "clusters"}))
+    whole = compare("instances 640x480, node frame (onnxruntime)",
+                    ("the node's default frame, instances from geometry",
+                     lambda: geometry(f.rgb, f.k, camera)),
+                    ("the same, instances from painted objects + depth clusters",
+                     lambda: clusters(f.rgb, f.k, camera)), repeats,
+                    target="<= 15 % more than clusters (ratio >= 0.87)")
+    whole.met = whole.ratio >= 1 / 1.15
+    out = geometry.pipeline(f.rgb, f.k, camera)
+    depth = fuse_depth(out.depth, camera, "holes", 0.15)[0]
+    objects = out.semantic == OBJECT_CLASS
+    valid = np.isfinite(camera)
+    step = compare("instance step 640x480",
+                   ("segment_instances (geometry)",
+                    lambda: segment_instances(depth, f.k, sensor_valid=valid, rgb=f.rgb,
+                                              object_vote=objects)),
+                   ("object_clusters (painted objects, DBSCAN)",
+                    lambda: object_clusters(depth, f.k, objects)), repeats)
+    return [whole, step]
+
+
 def _frame(width: int = 640, height: int = 480) -> tuple[np.ndarray, np.ndarray, Any]:
     from types import SimpleNamespace
 
@@ -172,6 +215,7 @@ def bench_pipeline(quick: bool) -> list[BenchResult]:
         details={"input": f"{ort.config.input_width}x{ort.config.input_height}"}))
     if ort.config.depth_input:  # the camera's depth as a second input: what it costs
         results += _depth_input_cost(ort, ort_pipe, rgb, k, rgbd_options, rgb_options, repeats)
+    results += _instances_cost(ort, repeats)
     x = real.preprocess(rgb, k)[0]
     all_ids = np.arange(len(ort.config.tasks))
     for name, backend in (("onnxruntime", ort), ("torch", torch_b)):

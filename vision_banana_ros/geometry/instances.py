@@ -130,40 +130,57 @@ def segment_instances(depth: np.ndarray, k: np.ndarray, *,
     p = params
     s = grid_stride((h, w), p.max_pixels)
     grid = make_grid(depth, k, s, normal_offset=p.crease_offset)
-    times = {"grid": time.perf_counter() - t0}
-    empty = InstanceResult(ids=np.zeros((h, w), np.uint16), stride=s)
-    if grid.valid.sum() < 200:
-        return empty
-    z_med = float(np.median(grid.z[::4, ::4][grid.valid[::4, ::4]]))
-    tol = max(p.plane_tol_m, p.plane_tol_per_m2 * z_med ** 2)
-    surfaces = find_surfaces(grid, tol_m=tol, known=support, wall_height_m=p.max_height_m)
-    times["surfaces"] = time.perf_counter() - t0
-    if not surfaces.supports:
-        empty.surfaces = surfaces
-        return empty
-    vote = None if object_vote is None else np.asarray(object_vote)[::s, ::s]
-    evidence = object_evidence(grid, surfaces, p, vote)
-    times["evidence"] = time.perf_counter() - t0
-    sensor = (np.ones(grid.shape, bool) if sensor_valid is None
-              else np.asarray(sensor_valid, bool)[::s, ::s])
-    noise = surfaces.noise_per_m2
-    jump = np.maximum(np.maximum(p.jump_m, p.jump_relative * grid.z),
-                      p.jump_sigmas * noise * grid.z ** 2)
-    jump = np.where(grid.valid, jump, np.float32(0)).astype(np.float32)
-    cut, crease = cuts(grid, jump, p)
-    min_px = max(4, int(0.5 * (p.min_object_m * grid.k[0, 0] / z_med) ** 2))
-    labels = initial_segments(grid, evidence, cut, sensor, jump, min_px, p, rgb)
-    times["segments"] = time.perf_counter() - t0
-    zs = np.where(sensor, grid.z, np.float32(np.nan))
-    labels, width = merge_enclosed(labels, zs, jump, crease, grid,
-                                   surfaces.supports[0].normal, p)
-    labels[width[labels] > p.max_width_m] = 0
-    ids = _finish(labels, min_px, s, (h, w), depth)
-    times["merge"] = time.perf_counter() - t0
+    times = {"grid": time.perf_counter()}
+    result = InstanceResult(ids=np.zeros((h, w), np.uint16), stride=s)
+    if grid.valid.sum() >= 200:
+        z_med = float(np.median(grid.z[::4, ::4][grid.valid[::4, ::4]]))
+        tol = max(p.plane_tol_m, p.plane_tol_per_m2 * z_med ** 2)
+        result.surfaces = find_surfaces(grid, tol_m=tol, known=support,
+                                        wall_height_m=p.max_height_m)
+        times["surfaces"] = time.perf_counter()
+        if result.surfaces.supports:
+            vote = None if object_vote is None else np.asarray(object_vote)[::s, ::s]
+            evidence = object_evidence(grid, result.surfaces, p, vote)
+            times["evidence"] = time.perf_counter()
+            min_px = max(4, int(0.5 * (p.min_object_m * grid.k[0, 0] / z_med) ** 2))
+            labels = _segment_window(grid, evidence, result.surfaces, sensor_valid, rgb,
+                                     min_px, p)
+            times["segments"] = time.perf_counter()
+            result.ids = _finish(labels, min_px, s, (h, w), depth)
     steps = list(times)
-    ms = {f"instances_{k}": (times[k] - (times[steps[i - 1]] if i else 0.0)) * 1e3
-          for i, k in enumerate(steps)}
-    return InstanceResult(ids=ids, surfaces=surfaces, stride=s, timings_ms=ms)
+    result.timings_ms = {f"instances_{k}": (times[k] - (times[steps[i - 1]] if i else t0))
+                         * 1e3 for i, k in enumerate(steps)}
+    return result
+
+
+def _segment_window(grid: Grid, evidence: np.ndarray, surfaces: Surfaces,
+                    sensor_valid: np.ndarray | None, rgb: np.ndarray | None, min_px: int,
+                    p: InstanceParams) -> np.ndarray:
+    """Steps 3-5 of the module docstring, on the window of the grid around the evidence
+    (objects cover a part of most frames): (h, w) int segments of the whole grid."""
+    labels = np.zeros(grid.shape, np.int32)
+    rows, cols = np.flatnonzero(evidence.any(1)), np.flatnonzero(evidence.any(0))
+    if not len(rows):
+        return labels
+    margin = p.grow_px + p.merge_gap_px + 2 * p.crease_offset + 2
+    y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, grid.shape[0])
+    x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, grid.shape[1])
+    win = grid.window(y0, y1, x0, x1)
+    s = grid.stride
+    sensor = (np.ones(win.shape, bool) if sensor_valid is None
+              else np.asarray(sensor_valid, bool)[y0 * s:y1 * s:s, x0 * s:x1 * s:s])
+    colour = None if rgb is None else rgb[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
+    z = win.z
+    jump = np.maximum(np.maximum(p.jump_m, p.jump_relative * z),
+                      p.jump_sigmas * surfaces.noise_per_m2 * z * z)
+    jump = np.where(win.valid, jump, np.float32(0)).astype(np.float32)
+    cut, crease = cuts(win, jump, p)
+    part = initial_segments(win, evidence[y0:y1, x0:x1], cut, sensor, jump, min_px, p, colour)
+    zs = np.where(sensor, z, np.float32(np.nan))
+    part, width = merge_enclosed(part, zs, jump, crease, win, surfaces.supports[0].normal, p)
+    part[width[part] > p.max_width_m] = 0
+    labels[y0:y1, x0:x1] = part
+    return labels
 
 
 def object_evidence(grid: Grid, surfaces: Surfaces, p: InstanceParams,
@@ -226,7 +243,8 @@ def cuts(grid: Grid, jump: np.ndarray, p: InstanceParams) -> tuple[np.ndarray, n
 def initial_segments(grid: Grid, evidence: np.ndarray, cut: np.ndarray, sensor: np.ndarray,
                      jump: np.ndarray, min_px: int, p: InstanceParams,
                      rgb: np.ndarray | None) -> np.ndarray:
-    """(h, w) int32 segments of the evidence (module docstring, step 4), 0 = none."""
+    """(h, w) int32 segments of the evidence (module docstring, step 4), 0 = none; ``rgb``
+    is the colour image on the grid (every stride-th pixel)."""
     import cv2
 
     core = evidence & ~cut & sensor
@@ -248,8 +266,7 @@ def initial_segments(grid: Grid, evidence: np.ndarray, cut: np.ndarray, sensor: 
         labels = np.where(join, core_label[near], labels)
     rest = evidence & (labels == 0)
     if rest.any() and rgb is not None:
-        s = grid.stride
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb[::s, ::s]), cv2.COLOR_RGB2GRAY)
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
         edges = cv2.Canny(grey, 50, 120) > 0
         _, more = cv2.connectedComponents((rest & ~edges & ~cut).astype(np.uint8),
                                           connectivity=4)

@@ -54,6 +54,14 @@ class Grid:
     def shape(self) -> tuple[int, int]:
         return self.valid.shape  # type: ignore[return-value]
 
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> Grid:
+        """The grid's rows y0:y1 and columns x0:x1 (views; K shifted to the window)."""
+        k = self.k.copy()
+        k[0, 2] -= x0
+        k[1, 2] -= y0
+        return Grid(stride=self.stride, xyz=self.xyz[:, y0:y1, x0:x1],
+                    normals=self.normals[:, y0:y1, x0:x1], valid=self.valid[y0:y1, x0:x1], k=k)
+
     def points(self, index: np.ndarray) -> np.ndarray:
         """(N, 3) float32 points of flat grid indices ``index``."""
         return self.xyz.reshape(3, -1)[:, index].T

@@ -46,7 +46,7 @@ from vision_banana_ros.intake import (
     sensor_depth,
 )
 from vision_banana_ros.memory import trim_heap
-from vision_banana_ros.processing import FrameProcessor, FrameResult, make_processor
+from vision_banana_ros.processing import FrameProcessor, FrameResult, make_processor, warm_up
 from vision_banana_ros.ros import messages
 from vision_banana_ros.ros.inputs import InputSubscription
 from vision_banana_ros.stats import Percentiles, ProblemCounter, RateMeter, Throttle
@@ -88,6 +88,11 @@ class VisionBananaNode(LifecycleNode):
                                   float(self.get_parameter("log_throttle_s").value))
         self.in_rate, self.out_rate = RateMeter(), RateMeter()
         self.latency_ms, self.processing_ms = Percentiles(), Percentiles()
+        self.age_ms = Percentiles()  # header stamp to publish, on the node's clock
+        #: Frames taken by the worker and not published, by reason (every frame is counted:
+        #: received = published + dropped + skipped + the one in progress).
+        self.skipped: Counter[str] = Counter()
+        self.published = 0
         self.state_label = "unconfigured"
         self.config: dict[str, Any] = {}
         self.backend = None
@@ -99,6 +104,7 @@ class VisionBananaNode(LifecycleNode):
         self.completed: deque[float] = deque(maxlen=30)  # fraction completed, recent frames
         self._pubs: dict[str, Any] = {}
         self._inputs: list[InputSubscription] = []
+        self._depth_input: InputSubscription | None = None
         self._backend_reason = ""
         self._info_seen = False
         self._frames_done = 0
@@ -154,6 +160,7 @@ class VisionBananaNode(LifecycleNode):
         for line in reasons:
             self.get_logger().info(line)
         self.processor = make_processor(self.backend, c)
+        self.get_logger().info(f"warmed up: one frame in {warm_up(self.processor):.0f} ms")
 
     def _load(self, step: str) -> bool:
         """Create the backend; a failure is logged with the model file and counted."""
@@ -220,8 +227,10 @@ class VisionBananaNode(LifecycleNode):
         else:
             self._inputs.append(sub(Image, "image", self._on_image))
         self._inputs.append(sub(CameraInfo, "camera_info", self._on_info))
+        self._depth_input = None
         if c["depth_input"] != "off":
-            self._inputs.append(sub(Image, "depth/image", self._on_depth))
+            self._depth_input = sub(Image, "depth/image", self._on_depth)
+            self._inputs.append(self._depth_input)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.backend is None and not self._load("activate"):
@@ -250,7 +259,7 @@ class VisionBananaNode(LifecycleNode):
             sub.destroy()
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
-        self._inputs, self._pubs, self.worker = [], {}, None
+        self._inputs, self._pubs, self.worker, self._depth_input = [], {}, None, None
         self.infos.clear()
         self.depths.clear()
 
@@ -315,6 +324,7 @@ class VisionBananaNode(LifecycleNode):
         return response
 
     def _on_worker_error(self, err: BaseException) -> None:
+        self.skipped["processing_error"] += 1
         self._problem("processing_error", f"{type(err).__name__}: {err}")
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
@@ -381,10 +391,12 @@ class VisionBananaNode(LifecycleNode):
                                    "(set require_camera_info false to run without intrinsics)")
             depth = self._paired_depth(stamp_ns(msg.header), w, h)
         except InputProblem as problem:
+            self.skipped[problem.kind] += 1
             self._problem(problem.kind, str(problem))
             return
         processor = self.processor
         if processor is None:
+            self.skipped["not_configured"] += 1
             return
         start = time.monotonic()
         result = processor(rgb, k, depth)
@@ -392,8 +404,10 @@ class VisionBananaNode(LifecycleNode):
             self.completed.append(float(np.mean(result.depth_source == SOURCE_MODEL)))
         self._publish(result, msg.header, info)
         done = time.monotonic()
+        self.published += 1
         self.processing_ms.add((done - start) * 1e3)
         self.latency_ms.add((done - received) * 1e3)
+        self.age_ms.add((self.get_clock().now().nanoseconds - stamp_ns(msg.header)) / 1e6)
         self.out_rate.tick()
 
     def _paired_depth(self, stamp: int, width: int, height: int) -> np.ndarray | None:
@@ -402,9 +416,11 @@ class VisionBananaNode(LifecycleNode):
         mode = self.config["depth_input"]
         if mode == "off":
             return None
-        msg, how = self.depths.wait_match(stamp)
+        expected = self.depths.seen or self._depth_publishers() > 0
+        msg, how = self.depths.wait_match(stamp, expect=expected)
         self.pairing[f"depth_{how if msg is not None else 'none'}"] += 1
-        then = "skipping the frame" if mode == "required" else "this frame runs RGB-only"
+        skip = mode == "required" or (expected and self.config["depth_missing"] == "skip")
+        then = "skipping the frame" if skip else "this frame runs RGB-only"
         try:
             if msg is None:
                 raise InputProblem("depth_missing", f"{how}; {then}")
@@ -412,12 +428,19 @@ class VisionBananaNode(LifecycleNode):
             if not np.isfinite(depth).any():
                 raise InputProblem("depth_empty", f"the depth image has no valid pixel; {then}")
         except InputProblem as problem:
-            if mode == "required":
+            if skip:
                 raise
-            if self.depths.seen:  # an RGB camera (no depth stream at all) is not a problem
+            if expected:  # an RGB camera (no depth stream at all) is not a problem
                 self._problem(problem.kind, str(problem))
             return None
         return depth
+
+    def _depth_publishers(self) -> int:
+        """Publishers on the depth input's topic (the camera sends depth, or will)."""
+        depth = self._depth_input
+        if depth is None or depth.sub is None:
+            return 0
+        return self.count_publishers(depth.sub.topic_name)
 
     def _publish(self, result: FrameResult, header: Any, info: CameraInfo | None) -> None:
         pubs = self._pubs
@@ -439,6 +462,7 @@ class VisionBananaNode(LifecycleNode):
         totals, last = self.problems.snapshot()
         recent = self.problems.recent()
         latency, processing = self.latency_ms.summary(), self.processing_ms.summary()
+        age = self.age_ms.summary()
         worker = self.worker
         alive = worker is not None and worker.alive
         values: dict[str, Any] = {
@@ -448,9 +472,13 @@ class VisionBananaNode(LifecycleNode):
             "output_rate_hz": f"{self.out_rate.rate():.2f}",
             **{f"latency_{q}_ms": f"{latency[q]:.1f}" for q in ("p50", "p90", "p99")},
             "processing_p50_ms": f"{processing['p50']:.1f}",
+            **{f"age_{q}_ms": f"{age[q]:.1f}" for q in ("p50", "p99", "max")},
             "frames_received": worker.submitted if worker else 0,
             "frames_processed": worker.processed if worker else 0,
+            "frames_published": self.published,
             "frames_dropped": worker.dropped if worker else 0,
+            "frames_skipped": sum(self.skipped.values()),
+            **{f"frames_skipped_{k}": n for k, n in sorted(self.skipped.items())},
             "paused": worker.paused if worker else False,
             "backend": self.backend.name if self.backend else "none",
             "device": self.backend.device if self.backend else "none",

@@ -1,0 +1,142 @@
+"""The node on a live camera (issue: the node on a live camera): every frame accounted for,
+none with another frame's intrinsics, no silent RGB-only frames from an RGB-D camera, the first
+frame processed (warm before active). Real rclpy and DDS, the node in its own process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ros_harness import image_msg, info_msg, new_domain, start_node
+from test_node_hardening import _Camera, _frame
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
+
+    path = tmp_path_factory.mktemp("live") / "tiny.pt"
+    save_checkpoint(path, build_model(ModelConfig(arch="vb-tiny", input_width=128,
+                                                  input_height=96, pretrained=False)))
+    return str(path)
+
+
+def _accounted(values: dict[str, str]) -> bool:
+    """received = published + dropped + skipped (nothing in progress once the camera stops)."""
+    return int(values["frames_received"]) == (int(values["frames_published"])
+                                              + int(values["frames_dropped"])
+                                              + int(values["frames_skipped"]))
+
+
+def _settled(cam: _Camera, timeout: float = 30.0) -> dict[str, str]:
+    """The first /diagnostics where every received frame is accounted for."""
+    values: dict[str, str] = {}
+
+    def done() -> bool:
+        nonlocal values
+        values = cam.fresh_status(5.0)
+        return bool(values) and _accounted(values)
+
+    cam.client.spin_until(done, timeout)
+    return values
+
+
+class _DepthCamera(_Camera):
+    """A camera with an aligned depth stream (32FC1 metres), as RealSense's."""
+
+    def __init__(self, domain: int) -> None:
+        super().__init__(domain)
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        node = self.client.node
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.depth_pub = node.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw",
+                                               qos)
+        self.sources: list = []
+        node.create_subscription(Image, "/vision_banana/depth/source", self.sources.append, qos)
+
+    def send_depth(self, stamp: int, h: int = 120, w: int = 160) -> None:
+        self.depth_pub.publish(image_msg(np.full((h, w), 0.8, np.float32), "32FC1", stamp))
+
+
+def test_invalid_same_stamp_camera_info_is_skipped_never_borrowed(tiny_model, tmp_path):
+    """18 frames whose own camera_info (same stamp, sent just before) is invalid: none is
+    published (before: one was, with another frame's intrinsics) and all 18 are counted."""
+    domain = new_domain()
+    node = start_node(tmp_path, domain, {"model_path": tiny_model, "threads": 1,
+                                         "diagnostics_period_s": 0.2})
+    cam = _Camera(domain)
+    try:
+        assert node.wait_for("active: processing frames", 120), node.text()
+        assert cam.ready(), cam.status()
+        rgb = _frame(120, 160)
+        assert cam.send_until_output(1, rgb)
+        before = _settled(cam)
+        for stamp in range(2, 20):
+            bad = info_msg(160, 120, stamp, fx=500.0)
+            bad.k[0] = float("nan")  # fx
+            cam.info.publish(bad)
+            cam.img.publish(image_msg(rgb, "rgb8", stamp))
+            cam.spin(0.05)
+        cam.spin(2.0)
+        after = _settled(cam)
+        assert _accounted(after), after
+        assert not any(m.header.stamp.sec >= 2 for m in cam.depth), "a bad frame was published"
+        new = {k: int(after.get(k, 0)) - int(before.get(k, 0))
+               for k in ("frames_received", "frames_published", "frames_dropped",
+                         "frames_skipped")}
+        assert new["frames_received"] == 18 and new["frames_published"] == 0, new
+        assert new["frames_skipped"] + new["frames_dropped"] == 18, new
+        assert int(after.get("frames_skipped_bad_camera_info", 0)) > 0, after
+    finally:
+        cam.client.close()
+        node.stop()
+
+
+def test_rgbd_frames_wait_for_their_depth_and_missing_depth_is_not_silent(tiny_model,
+                                                                         tmp_path):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    domain = new_domain()
+    node = start_node(tmp_path, domain, {"model_path": tiny_model, "threads": 1,
+                                         "diagnostics_period_s": 0.2, "pairing_wait_ms": 1500.0})
+    cam = _DepthCamera(domain)
+    rgb = _frame(120, 160)
+    try:
+        assert node.wait_for("active: processing frames", 120), node.text()
+        assert "warmed up: one frame in" in node.text()
+        assert cam.client.spin_until(lambda: cam.depth_pub.get_subscription_count() > 0, 60)
+        assert cam.ready(), cam.status()
+        # The first frame's depth comes 0.4 s after its image: waited for, used.
+        stamp = 1
+        cam.send(stamp, rgb)
+        cam.spin(0.4)
+        cam.send_depth(stamp)
+        assert cam.output_for(stamp, 30)
+        first = _settled(cam)
+        assert first.get("pairing_depth_exact") == "1", first
+        # A frame whose depth never comes: skipped (depth_missing: skip), counted.
+        cam.send(2, rgb)
+        cam.spin(2.5)
+        values = _settled(cam)
+        assert not any(m.header.stamp.sec == 2 for m in cam.depth)
+        assert int(values.get("frames_skipped_depth_missing", 0)) == 1, values
+        # depth_missing rgb_only: published, counted, and ~/depth/source says so.
+        request = SetParameters.Request(parameters=[Parameter(
+            name="depth_missing", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                       string_value="rgb_only"))])
+        assert cam.client.call(SetParameters, "/vision_banana/set_parameters",
+                               request).results[0].successful
+        cam.send(3, rgb)
+        assert cam.output_for(3, 30)
+        assert cam.client.spin_until(lambda: any(m.header.stamp.sec == 3 for m in cam.sources),
+                                     10)  # ~/depth/source says where its depth came from
+        values = _settled(cam)
+        assert int(values.get("errors_depth_missing", 0)) >= 2 and _accounted(values)
+        assert float(values["age_max_ms"]) > 0
+    finally:
+        cam.client.close()
+        node.stop()
