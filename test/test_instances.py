@@ -159,8 +159,11 @@ def test_eval_depth_input_on_scores_instances_with_the_bags_only_depth(tmp_path:
     from vision_banana_ros.bags import RgbdBagWriter
     from vision_banana_ros.evaluation.bag_eval import Evaluation
     from vision_banana_ros.evaluation.config import EvalConfig
+    import torch
+
     from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
 
+    torch.manual_seed(0)  # an untrained model: its depth (fused with the camera's) is seeded
     save_checkpoint(tmp_path / "tiny.pt", build_model(ModelConfig(
         arch="vb-tiny", input_width=64, input_height=64, pretrained=False, depth_input=True)))
     frame = render_tabletop(SCENE, 160, 120)
