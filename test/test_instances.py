@@ -156,11 +156,11 @@ def test_eval_depth_input_on_scores_instances_with_the_bags_only_depth(tmp_path:
     """``--depth-input on``: the bag's camera depth (its only depth) goes to the model, so
     instances are scored with depth; the report says the depth figures are not meaningful
     and puts every instance figure beside the plane+cluster baseline."""
+    import torch
+
     from vision_banana_ros.bags import RgbdBagWriter
     from vision_banana_ros.evaluation.bag_eval import Evaluation
     from vision_banana_ros.evaluation.config import EvalConfig
-    import torch
-
     from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
 
     torch.manual_seed(0)  # an untrained model: its depth (fused with the camera's) is seeded

@@ -184,6 +184,7 @@ def test_live_parameters_change_while_frames_stream(tiny_model, tmp_path):
                   "max_input_pixels": 1_000_000, "max_rate_hz": 50.0,
                   "log_throttle_s": 1.0, "diagnostics_window_s": 2.0,
                   "depth_tolerance_ms": 30.0, "depth_fill": "all", "depth_consistency": 0.3,
+                  "depth_missing": "rgb_only",
                   "instances_grid_pixels": 20_000, "instances_min_size_m": 0.02,
                   "instances_max_size_m": 0.5,
                   "instances_max_height_m": 0.4, "instances_track": False}

@@ -81,7 +81,9 @@ def test_camera_depth_is_published_with_its_source_and_bad_depth_survived(depth_
                                                                         tmp_path):
     from vision_banana_ros.fusion import SOURCE_SENSOR
 
-    node, cam = _rgbd_node(tmp_path, depth_model)
+    # depth_missing rgb_only: frames with bad or missing depth run RGB-only, counted (the
+    # default, skip, is in test_node_live).
+    node, cam = _rgbd_node(tmp_path, depth_model, depth_missing="rgb_only")
     try:
         assert node.wait_for("active: processing frames", 120), node.text()
         assert cam.ready(), node.text()
