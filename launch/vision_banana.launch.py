@@ -5,7 +5,10 @@ ros2 launch vision_banana_ros vision_banana.launch.py camera:=/camera \
 
 Arguments: namespace, camera (namespace of the camera driver, RealSense layout), image_topic,
 camera_info_topic, depth_topic (the camera's depth aligned to colour; empty: RGB only),
-params_file, model_path, backend, use_sim_time, fastdds_profile.
+params_file, model_path, backend, use_sim_time, fastdds_profile, and the support plane of a
+camera without depth (the metric scale anchor, README): support_frame (a TF frame whose
+z = 0 plane is the table: a wrist camera), support_plane_topic (geometry_msgs/PoseStamped in
+the camera's optical frame), support_plane_static ("nx ny nz d": a fixed camera).
 
 fastdds_profile (default: the shipped config/fastdds_large_frames.xml) is exported as
 FASTRTPS_DEFAULT_PROFILES_FILE for this launch: the node and every node launched after it in
@@ -48,6 +51,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="auto, tensorrt, onnxruntime or torch"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="Use /clock (rosbag replay)"),
+        DeclareLaunchArgument("support_frame", default_value="",
+                              description="TF frame whose z = 0 plane is the support surface"),
+        DeclareLaunchArgument("support_plane_topic", default_value="support_plane",
+                              description="geometry_msgs/PoseStamped of the support plane"),
+        DeclareLaunchArgument("support_plane_static", default_value="",
+                              description="'nx ny nz d' support plane of a fixed camera"),
         DeclareLaunchArgument("fastdds_profile", default_value=default_profile,
                               description="Fast DDS XML profile exported for this launch "
                                           "(empty: Fast DDS defaults)"),
@@ -69,6 +78,8 @@ def generate_launch_description() -> LaunchDescription:
             LaunchConfiguration("params_file"),
             {"model_path": LaunchConfiguration("model_path"),
              "backend": LaunchConfiguration("backend"),
+             "support_frame": LaunchConfiguration("support_frame"),
+             "support_plane_static": LaunchConfiguration("support_plane_static"),
              "use_sim_time": PythonExpression(["'", LaunchConfiguration("use_sim_time"),
                                                "'.lower() == 'true'"])},
         ],
@@ -77,6 +88,7 @@ def generate_launch_description() -> LaunchDescription:
             ("image/compressed", PythonExpression(["'", image, "/compressed'"])),
             ("camera_info", under_camera("camera_info_topic")),
             ("depth/image", under_camera("depth_topic")),
+            ("support_plane", LaunchConfiguration("support_plane_topic")),
         ],
     )
     set_profile = SetEnvironmentVariable(

@@ -140,3 +140,57 @@ def test_rgbd_frames_wait_for_their_depth_and_missing_depth_is_not_silent(tiny_m
     finally:
         cam.client.close()
         node.stop()
+
+
+def test_rgb_only_frames_without_a_usable_support_plane_withhold_their_metric_outputs(
+        tiny_model, tmp_path):
+    """scale_anchor support_plane with a support_plane pose that is stale: the frame's depth,
+    cloud and objects are not published (scale_unanchored: skip), its segmentation is, and
+    /diagnostics says why; with scale_unanchored publish the depth comes, counted."""
+    from geometry_msgs.msg import PoseStamped
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    domain = new_domain()
+    node = start_node(tmp_path, domain, {"model_path": tiny_model, "threads": 1,
+                                         "depth_input": "'off'",  # YAML: off is a bool
+                                         "diagnostics_period_s": 0.2})
+    cam = _Camera(domain)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    overlays: list = []
+    cam.client.node.create_subscription(Image, "/vision_banana/segmentation/overlay",
+                                        overlays.append, qos)
+    pose_pub = cam.client.node.create_publisher(PoseStamped, "/support_plane", qos)
+    rgb = _frame(120, 160)
+    try:
+        assert node.wait_for("active: processing frames", 120), node.text()
+        assert cam.ready(), cam.status()
+        assert cam.send_until_output(1, rgb)  # no plane configured: unanchored, published
+        assert _settled(cam)["depth_anchor"] == "no plane"
+        assert cam.client.spin_until(lambda: pose_pub.get_subscription_count() > 0, 30)
+        pose = PoseStamped()
+        pose.header.stamp.sec, pose.header.frame_id = 100, "cam"  # 98 s before the image
+        pose.pose.position.z, pose.pose.orientation.x = 0.8, 1.0  # z axis towards the camera
+        pose_pub.publish(pose)
+        cam.spin(1.0)
+        cam.send(2, rgb)
+        assert cam.client.spin_until(lambda: any(m.header.stamp.sec == 2 for m in overlays),
+                                     30)
+        cam.spin(1.0)
+        assert not any(m.header.stamp.sec == 2 for m in cam.depth)
+        values = _settled(cam)
+        assert "stale" in values["depth_anchor"] and _accounted(values), values
+        assert int(values["errors_scale_unanchored"]) == 1
+        request = SetParameters.Request(parameters=[Parameter(
+            name="scale_unanchored", value=ParameterValue(
+                type=ParameterType.PARAMETER_STRING, string_value="publish"))])
+        assert cam.client.call(SetParameters, "/vision_banana/set_parameters",
+                               request).results[0].successful
+        cam.send(3, rgb)
+        assert cam.output_for(3, 30)
+        assert int(_settled(cam)["errors_scale_unanchored"]) == 2
+    finally:
+        cam.client.close()
+        node.stop()

@@ -109,7 +109,8 @@ print(json.dumps({"args": sorted(ctx), "node": {k: node[k] for k in ("package", 
     assert doc["remap"] == {"image": "/camera/color/image_raw",
                             "image/compressed": "/camera/color/image_raw/compressed",
                             "camera_info": "/camera/color/camera_info",
-                            "depth/image": "/camera/aligned_depth_to_color/image_raw"}
+                            "depth/image": "/camera/aligned_depth_to_color/image_raw",
+                            "support_plane": "support_plane"}
     # The parameters file is the installed one, and every value in it is valid.
     import yaml
 

@@ -195,6 +195,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                      model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, threads=args.threads, tasks=args.tasks,
                      instances_source=args.instances_source,
+                     support_plane_from_gt=args.support_plane_from_gt,
                      max_frames=args.max_frames, write_bag=not args.no_bag,
                      plots=not args.no_plots, fail_under=parse_thresholds(args.fail_under),
                      progress=not args.quiet)
@@ -350,6 +351,11 @@ def _add_eval(sub: Any) -> None:
                          "truth apart from it, or with --hide-depth; on: also when it is the "
                          "bag's only depth (instances scored with depth; depth figures then "
                          "not meaningful); off: RGB only")
+    ev.add_argument("--support-plane-from-gt", action="store_true",
+                    help="fit each frame's support plane on the ground-truth depth (as a "
+                         "calibration would give it) and give it to the node's scale anchor: "
+                         "frames without the camera's depth are scaled by it (raw_delta1 is "
+                         "the depth before)")
     ev.add_argument("--hide-depth", type=float, default=0.0, metavar="FRACTION",
                     help="hide seeded blobs covering FRACTION of the valid camera depth from "
                          "the input and score the completion on exactly those pixels")

@@ -83,6 +83,28 @@ PARAMS: tuple[Param, ...] = (
     Param("depth_consistency", 0.15,
           "Largest relative difference between the sensor's and the model's depth for the "
           "sensor's to be published (depth_fill holes)", 0.0, 10.0, live=True),
+    Param("scale_anchor", "support_plane",
+          "Metric scale of frames without the camera's depth: support_plane (the model's "
+          "support-surface pixels put on the support plane the robot knows, from "
+          "support_frame, the support_plane topic or support_plane_static; unanchored where "
+          "none is configured) or none", choices=("support_plane", "none"), live=True),
+    Param("support_frame", "",
+          "TF frame whose z = 0 plane is the support surface (needs tf2_ros, in a ROS "
+          "workspace); empty: none"),
+    Param("support_plane_static", "",
+          "Support plane of a fixed camera, 'nx ny nz d' in the camera optical frame (the "
+          "plane n . p + d = 0, metres); empty: none", live=True),
+    Param("support_plane_max_age_s", 1.0,
+          "A support_plane pose (topic) or transform older than this against the image is "
+          "stale (0: never)", 0.0, 3600.0, live=True),
+    Param("scale_unanchored", "skip",
+          "A frame whose scale cannot be anchored although a plane is configured (stale or "
+          "missing plane, too few support pixels, normals disagreeing): skip its metric "
+          "outputs (depth, cloud, objects) or publish them at the model's own scale",
+          choices=("skip", "publish"), live=True),
+    Param("scale_smoothing", 0.0,
+          "Weight of the previous frames' scale in the anchored scale (0: each frame its own; "
+          "0.8 for a static camera)", 0.0, 0.99, live=True),
     Param("require_camera_info", True,
           "Skip images until a camera_info arrives (false: run without intrinsics)", live=True),
     Param("depth_min_m", 0.05, "Smallest published depth; closer is NaN", 0.0, 1000.0,
@@ -169,6 +191,9 @@ def check_relations(values: dict[str, Any]) -> None:
     if values["depth_min_m"] >= values["depth_max_m"]:
         raise VisionBananaError(f"depth_min_m ({values['depth_min_m']}) must be below "
                                 f"depth_max_m ({values['depth_max_m']})")
+    from vision_banana_ros.scale_anchor import parse_plane
+
+    parse_plane(values["support_plane_static"])  # raises naming the problem
     if values["instances_min_size_m"] >= values["instances_max_size_m"]:
         raise VisionBananaError(f"instances_min_size_m ({values['instances_min_size_m']}) must "
                                 f"be below instances_max_size_m "

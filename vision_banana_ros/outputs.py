@@ -74,6 +74,8 @@ OUTPUT_TOPICS: tuple[OutputTopic, ...] = (
     OutputTopic("objects", "objects", MARKER_ARRAY, None, frozenset({"depth", "instances"})),
 )
 BY_KEY = {t.key: t for t in OUTPUT_TOPICS}
+#: Outputs that carry the depth's metric scale (withheld when it cannot be anchored).
+METRIC_KEYS = frozenset({"depth", "depth_info", "depth_source", "points", "objects"})
 
 
 def painting_topic(task: str) -> OutputTopic:

@@ -22,6 +22,7 @@ from vision_banana_ros.geometry.objects import (
 from vision_banana_ros.geometry.pointcloud import CloudBuffer, RayCache, build_cloud
 from vision_banana_ros.geometry.tracking import InstanceTracker
 from vision_banana_ros.pipeline import Outputs, Pipeline
+from vision_banana_ros.scale_anchor import Anchor, anchor_scale
 
 _PALETTE = np.vstack([np.zeros((1, 3)), instance_palette(60)])
 _SEMANTIC_TINT = np.array([[0, 0, 0], [0, 160, 255], [255, 200, 0]], np.float32)
@@ -44,6 +45,12 @@ class FrameResult:
     objects_done: bool = False
     #: How the published instances were made: geometry, clusters, painting (or None).
     instances_method: str | None = None
+    #: The support-plane scale anchor of this frame (None: no plane given, or off).
+    anchor: Anchor | None = None
+    #: With the camera's depth and a plane: the anchor's scale over the camera's (a check).
+    anchor_check: float | None = None
+    #: The factor the model's depth was multiplied with (RGB only, anchored), else None.
+    depth_scale: float | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -75,17 +82,20 @@ def overlay_image(rgb: np.ndarray, instances: np.ndarray | None,
     return out
 
 
-#: Class id of objects in the semantic painting (the package's class table).
+#: Class ids of objects and support surfaces in the semantic painting (the class table).
 OBJECT_CLASS = DEFAULT_SEMANTIC_PALETTE.names.index("object")
+SUPPORT_CLASS = DEFAULT_SEMANTIC_PALETTE.names.index("support_surface")
 
 
 def pipeline_tasks(options: dict[str, Any]) -> list[str]:
     """The tasks the network runs for these options: the published ``tasks``, plus
     ``semantic`` when instances use its object pixels (``instances_source`` geometry, where
-    they vote, or clusters)."""
+    they vote, or clusters) or the depth's scale its support pixels (``scale_anchor``)."""
     tasks = [s.name for s in parse_tasks(options["tasks"])]
-    if ("instances" in tasks and "semantic" not in tasks
-            and options.get("instances_source", "painting") in ("geometry", "clusters")):
+    anchored = "depth" in tasks and options.get("scale_anchor", "none") == "support_plane"
+    if "semantic" not in tasks and (anchored or (
+            "instances" in tasks
+            and options.get("instances_source", "painting") in ("geometry", "clusters"))):
         tasks.append("semantic")
     return tasks
 
@@ -129,15 +139,18 @@ class FrameProcessor:
         self.options = dict(options)
         self.rays = RayCache()
         self.tracker = InstanceTracker()
+        self._scale: float | None = None  # the last anchored scale (scale_smoothing)
         #: Semantics are published only when asked for (``tasks`` is not a live parameter).
         self.publish_semantic = "semantic" in {s.name for s in parse_tasks(options["tasks"])}
 
     def __call__(self, rgb: np.ndarray, k: np.ndarray | None,
-                 depth: np.ndarray | None = None) -> FrameResult:
+                 depth: np.ndarray | None = None, support: Plane | None = None) -> FrameResult:
         """One frame: ``depth`` is the camera's, (H, W) float32 metres aligned to ``rgb``
         (NaN invalid), or None (RGB only). With depth input on (option ``depth_input`` not
         ``off``), the published depth is fused (:func:`~vision_banana_ros.fusion.fuse_depth`)
-        and ``depth_source`` says where each pixel came from."""
+        and ``depth_source`` says where each pixel came from. ``support`` is the support plane
+        the robot knows (camera optical frame): without the camera's depth it sets the
+        depth's scale (:mod:`vision_banana_ros.scale_anchor`), with it it is checked."""
         o = self.options
         rgbd = o.get("depth_input", "off") != "off"
         sensor = depth if rgbd else None
@@ -145,6 +158,8 @@ class FrameProcessor:
                             keep_paintings=o["publish_task_images"])
         t0 = time.perf_counter()
         result = FrameResult(outputs=out, k=k)
+        if support is not None and k is not None:
+            self._anchor(result, support, sensor)
         if out.depth is not None:
             if rgbd:
                 out.depth, result.depth_source = fuse_depth(
@@ -169,6 +184,29 @@ class FrameProcessor:
                              "objects": (t2 - t1) * 1e3,
                              "overlay": (time.perf_counter() - t2) * 1e3}
         return result
+
+    def _anchor(self, result: FrameResult, support: Plane, sensor: np.ndarray | None) -> None:
+        """Scale the model's depth so its support pixels lie on ``support`` (RGB only), or,
+        with the camera's depth, compare the two scales (``anchor_check``)."""
+        o, out = self.options, result.outputs
+        if (o.get("scale_anchor", "none") != "support_plane" or out.depth is None
+                or out.semantic is None):
+            return
+        t0 = time.perf_counter()
+        result.anchor = anchor = anchor_scale(out.depth, result.k, out.semantic == SUPPORT_CLASS,
+                                              support)
+        if anchor.scale is not None and sensor is not None:
+            ratio = sensor / out.depth
+            ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+            if ratio.size:
+                result.anchor_check = anchor.scale / float(np.median(ratio[::7]))
+        elif anchor.scale is not None:
+            scale, keep = anchor.scale, float(o.get("scale_smoothing", 0.0))
+            if keep > 0 and self._scale is not None:
+                scale = float(np.exp(keep * np.log(self._scale) + (1 - keep) * np.log(scale)))
+            self._scale = result.depth_scale = scale
+            out.depth *= np.float32(scale)
+        out.timings_ms["anchor"] = (time.perf_counter() - t0) * 1e3
 
     def _instances(self, result: FrameResult, rgb: np.ndarray, k: np.ndarray | None,
                    sensor: np.ndarray | None) -> None:

@@ -37,6 +37,7 @@ from vision_banana_ros.evaluation.metrics import (
 from vision_banana_ros.evaluation.output_bag import OutputBag
 from vision_banana_ros.evaluation.result import EvalRun
 from vision_banana_ros.geometry.baseline import plane_cluster_instances
+from vision_banana_ros.geometry.support import support_plane_of_depth
 from vision_banana_ros.imageconv import ImageConversionError, depth_to_metres, image_array
 from vision_banana_ros.intake import InputProblem, colour_image, intrinsics, sensor_depth
 from vision_banana_ros.sync import StampMatcher, stamp_ns
@@ -53,6 +54,22 @@ class _Frame:
     bag_time: int
     msgs: dict[str, Any] = field(default_factory=dict)
     raws: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+
+def _anchor_row(result: Any, depth: np.ndarray, gt: np.ndarray) -> dict[str, Any]:
+    """The scale anchor's figures of one frame: its scale, the depth before it (raw), or
+    that it refused; nothing when no plane was given."""
+    anchor = getattr(result, "anchor", None)
+    if anchor is None:
+        return {}
+    if result.depth_scale is None:
+        return {"anchor_refused": 1.0 if anchor.scale is None else 0.0,
+                "anchor_check": result.anchor_check}
+    raw = depth_metrics(depth / np.float32(result.depth_scale), gt)
+    return {"anchor_refused": 0.0, "depth_scale": result.depth_scale,
+            "anchor_support_fraction": anchor.support_fraction,
+            "raw_delta1": None if raw is None else raw.delta1,
+            "raw_abs_rel": None if raw is None else raw.abs_rel}
 
 
 def _instance_row(pred: np.ndarray, gt: np.ndarray, prefix: str,
@@ -319,7 +336,10 @@ class Evaluation:
         gt = self._ground_truth(frame, h, w)
         sensor = self._sensor_input(frame, gt, w, h) if self.feed_depth else None
         t1 = time.perf_counter()
-        result = (processor(rgb, k, sensor) if processor is not None
+        support = None
+        if self.cfg.support_plane_from_gt and "depth" in gt and k is not None:
+            support = support_plane_of_depth(gt["depth"], k)
+        result = (processor(rgb, k, sensor, support) if processor is not None
                   else self._recorded(frame, k))
         if sensor is not None:
             gt["sensor_input"] = sensor
@@ -419,6 +439,7 @@ class Evaluation:
                 run.depth_bins[0] += rep.bin_error
                 run.depth_bins[1] += rep.bin_count
             row.update(completion_metrics(p, g, gt, result.depth_source))
+            row.update(_anchor_row(result, p, g))
             const = depth_metrics(np.full_like(g, np.nanmedian(np.where(g > 0, g, np.nan))), g)
             if const is not None:
                 row.update(baseline_constant_delta1=const.delta1,

@@ -51,6 +51,9 @@ class EvalConfig:
     depth_consistency: float = 0.15
     #: Score the non-learned plane + cluster instance baseline where instances are labelled.
     instance_baseline: bool = True
+    #: Fit each frame's support plane on the ground-truth depth (as a calibration would give
+    #: it) and give it to the node's scale anchor (frames without camera depth).
+    support_plane_from_gt: bool = False
     model: str | None = None
     backend: str = "auto"
     device: str = "auto"

@@ -31,6 +31,10 @@ AGGREGATES = {
     "transparent_delta1": "transparent_delta1", "transparent_abs_rel": "transparent_abs_rel",
     "hidden_delta1": "hidden_delta1", "hidden_abs_rel": "hidden_abs_rel",
     "sensor_kept": "sensor_kept",
+    # The support-plane scale anchor (--support-plane-from-gt): the depth before it, its scale
+    # and how often it refused; with the camera's depth, its scale over the camera's.
+    "raw_delta1": "raw_delta1", "raw_abs_rel": "raw_abs_rel", "depth_scale": "depth_scale",
+    "anchor_refused": "anchor_refused", "anchor_check": "anchor_check",
     # Baselines scored on the same frames: a constant at each frame's true median depth, and
     # the non-learned plane + cluster instances.
     "baseline_constant_delta1": "baseline_constant_delta1",

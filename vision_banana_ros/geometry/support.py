@@ -347,3 +347,18 @@ def _noise_per_m2(grid: Grid, plane: Plane, region: np.ndarray, tol_m: float) ->
     height = pts @ plane.normal + plane.offset
     sigma = 1.4826 * float(np.median(np.abs(height - np.median(height))))
     return sigma / float(np.median(pts[:, 2])) ** 2
+
+
+def support_plane_of_depth(depth: np.ndarray, k: np.ndarray,
+                           max_pixels: int = 80_000) -> Plane | None:
+    """The primary support plane of a depth image (as a calibration would give it: the
+    evaluator's ``--support-plane-from-gt`` fits it on the ground truth), or None.
+
+    Args:
+        depth: (H, W) float metres, NaN or <= 0 invalid; k: (3, 3) intrinsics.
+    """
+    grid = make_grid(depth, k, grid_stride(depth.shape, max_pixels))
+    if grid.valid.sum() < 200:
+        return None
+    z_med = float(np.median(grid.z[grid.valid]))
+    return find_surfaces(grid, tol_m=max(0.01, 0.008 * z_med ** 2)).primary

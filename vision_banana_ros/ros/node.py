@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -49,6 +50,7 @@ from vision_banana_ros.memory import trim_heap
 from vision_banana_ros.processing import FrameProcessor, FrameResult, make_processor, warm_up
 from vision_banana_ros.ros import messages
 from vision_banana_ros.ros.inputs import InputSubscription
+from vision_banana_ros.ros.support_plane import SupportPlaneSource
 from vision_banana_ros.stats import Percentiles, ProblemCounter, RateMeter, Throttle
 from vision_banana_ros.sync import StampMatcher, stamp_ns
 from vision_banana_ros.worker import LatestFrameWorker
@@ -105,6 +107,8 @@ class VisionBananaNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._inputs: list[InputSubscription] = []
         self._depth_input: InputSubscription | None = None
+        self.support: SupportPlaneSource | None = None
+        self._anchor_values: dict[str, str] = {}
         self._backend_reason = ""
         self._info_seen = False
         self._frames_done = 0
@@ -231,6 +235,8 @@ class VisionBananaNode(LifecycleNode):
         if c["depth_input"] != "off":
             self._depth_input = sub(Image, "depth/image", self._on_depth)
             self._inputs.append(self._depth_input)
+        self.support = SupportPlaneSource(self, c["support_frame"], self.get_logger().warning)
+        self._inputs.append(sub(PoseStamped, "support_plane", self.support.on_pose))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.backend is None and not self._load("activate"):
@@ -259,7 +265,10 @@ class VisionBananaNode(LifecycleNode):
             sub.destroy()
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
+        if self.support is not None:
+            self.support.close()
         self._inputs, self._pubs, self.worker, self._depth_input = [], {}, None, None
+        self.support = None
         self.infos.clear()
         self.depths.clear()
 
@@ -399,10 +408,11 @@ class VisionBananaNode(LifecycleNode):
             self.skipped["not_configured"] += 1
             return
         start = time.monotonic()
-        result = processor(rgb, k, depth)
+        support, why = self._support_plane(msg.header)
+        result = processor(rgb, k, depth, support)
         if result.depth_source is not None:
             self.completed.append(float(np.mean(result.depth_source == SOURCE_MODEL)))
-        self._publish(result, msg.header, info)
+        self._publish(result, msg.header, info, self._unanchored(result, depth, why))
         done = time.monotonic()
         self.published += 1
         self.processing_ms.add((done - start) * 1e3)
@@ -442,9 +452,41 @@ class VisionBananaNode(LifecycleNode):
             return 0
         return self.count_publishers(depth.sub.topic_name)
 
-    def _publish(self, result: FrameResult, header: Any, info: CameraInfo | None) -> None:
+    def _support_plane(self, header: Any) -> tuple[Any, str]:
+        """(the support plane of this frame in its optical frame or None, why none)."""
+        c = self.config
+        if c["scale_anchor"] != "support_plane" or self.support is None:
+            return None, ""
+        return self.support.plane(header, c["support_plane_static"],
+                                  c["support_plane_max_age_s"])
+
+    def _unanchored(self, result: FrameResult, depth: Any, why: str) -> bool:
+        """Whether this frame's metric outputs are withheld: RGB only, a plane configured, and
+        no scale (``scale_unanchored: skip``); counted and logged either way."""
+        anchor = result.anchor
+        configured = bool(why) or anchor is not None
+        self._anchor_values = {
+            "depth_anchor": ("camera depth" if depth is not None else
+                             anchor.reason if anchor is not None else why or "no plane"),
+            "depth_scale": f"{result.depth_scale:.4f}" if result.depth_scale else "none",
+            "depth_scale_support_fraction": (f"{anchor.support_fraction:.3f}"
+                                             if anchor is not None else "none"),
+            "depth_scale_check": (f"{result.anchor_check:.3f}"
+                                  if result.anchor_check is not None else "none")}
+        if depth is not None or not configured or result.depth_scale is not None:
+            return False
+        reason = anchor.reason if anchor is not None else why
+        skip = self.config["scale_unanchored"] == "skip"
+        self._problem("scale_unanchored", f"no metric scale for this frame ({reason}); "
+                      + ("its depth, cloud and objects are not published" if skip else
+                         "published at the model's own scale (scale_unanchored: publish)"))
+        return skip
+
+    def _publish(self, result: FrameResult, header: Any, info: CameraInfo | None,
+                 withhold_metric: bool = False) -> None:
         pubs = self._pubs
-        for topic, fields in outputs.output_messages(result, header, info, set(pubs)):
+        keys = set(pubs) - (outputs.METRIC_KEYS if withhold_metric else set())
+        for topic, fields in outputs.output_messages(result, header, info, keys):
             pubs[topic.key].publish(messages.build(topic.msgtype, fields))
 
     # -- diagnostics --------------------------------------------------------------------------
@@ -491,6 +533,7 @@ class VisionBananaNode(LifecycleNode):
             "depth_fraction_completed": (f"{np.mean(self.completed):.3f}" if self.completed
                                          else "none"),
             **{f"pairing_{k}": n for k, n in sorted(self.pairing.items())},
+            **self._anchor_values,
         }
         for kind in sorted(totals):
             values[f"errors_{kind}"] = totals[kind]
