@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vision_banana_ros.errors import VisionBananaError
-from vision_banana_ros.geometry.camera import _pixel_rays
+from vision_banana_ros.geometry.camera import _rays
 from vision_banana_ros.geometry.objects import Plane
 
 #: Support pixels read at most (evenly strided): the median settles long before.
@@ -101,16 +101,19 @@ def anchor_scale(depth: np.ndarray, k: np.ndarray, support: np.ndarray, plane: P
     Returns:
         :class:`Anchor`.
     """
-    index = np.flatnonzero(support.ravel() & np.isfinite(depth).ravel()
-                           & (depth.ravel() > 0))
-    fraction = len(index) / depth.size
+    step = max(1, int(np.sqrt(depth.size / (4 * ANCHOR_SAMPLES))))  # a regular subsample
+    sub = depth[::step, ::step]
+    with np.errstate(invalid="ignore"):
+        index = np.flatnonzero(support[::step, ::step] & (sub > 0))  # NaN > 0 is False
+    fraction = len(index) / sub.size
     if fraction < min_fraction or len(index) < 20:
         return Anchor(None, fraction, None, f"too few support pixels ({fraction:.1%} of the "
                       f"image, {min_fraction:.0%} needed)")
     index = index[:: max(1, len(index) // ANCHOR_SAMPLES)]
-    rx, ry = _pixel_rays(depth.shape, k)
-    z = depth.ravel()[index].astype(np.float64)
-    pts = np.stack([rx.ravel()[index] * z, ry.ravel()[index] * z, z], -1)
+    v, u = np.divmod(index, sub.shape[1])
+    rx, ry = _rays(u * float(step), v * float(step), np.asarray(k, np.float64))
+    z = sub.ravel()[index].astype(np.float64)
+    pts = np.stack([rx * z, ry * z, z], -1)
     centre = np.median(pts, axis=0)
     fitted = np.linalg.svd(pts - centre, full_matrices=False)[2][2]
     angle = float(np.degrees(np.arccos(min(1.0, abs(float(fitted @ plane.normal))))))

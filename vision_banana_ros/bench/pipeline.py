@@ -98,6 +98,25 @@ def _instances_cost(ort: Any, repeats: int) -> list[Any]:
     return [whole, step]
 
 
+def _anchor_cost(ort: Any, rgb: np.ndarray, k: np.ndarray, repeats: int) -> BenchResult:
+    """The support-plane scale anchor on an RGB-only 640x480 frame: the node's frame with a
+    plane given against the same without (bar: at most 3 ms more)."""
+    from vision_banana_ros import node_config
+    from vision_banana_ros.processing import make_processor
+    from vision_banana_ros.scale_anchor import parse_plane
+
+    tilt = np.radians(40.0)  # _frame's table (render_spheres_on_plane)
+    plane = parse_plane(f"0 {-np.cos(tilt)} {-np.sin(tilt)} {0.9 * np.sin(tilt)}")
+    node = make_processor(ort, node_config.validate({"depth_input": "off"}))
+    result = compare("scale anchor 640x480, node frame RGB only (onnxruntime)",
+                     ("with the support plane (anchored)", lambda: node(rgb, k, None, plane)),
+                     ("the same without a plane", lambda: node(rgb, k)), repeats,
+                     target="<= 3 ms more")
+    result.met = result.candidate_p50_s - result.baseline_p50_s <= 0.003
+    result.details["anchored"] = node(rgb, k, None, plane).anchor.reason
+    return result
+
+
 def _frame(width: int = 640, height: int = 480) -> tuple[np.ndarray, np.ndarray, Any]:
     from types import SimpleNamespace
 
@@ -216,6 +235,7 @@ def bench_pipeline(quick: bool) -> list[BenchResult]:
     if ort.config.depth_input:  # the camera's depth as a second input: what it costs
         results += _depth_input_cost(ort, ort_pipe, rgb, k, rgbd_options, rgb_options, repeats)
     results += _instances_cost(ort, repeats)
+    results.append(_anchor_cost(ort, rgb, k, repeats))
     x = real.preprocess(rgb, k)[0]
     all_ids = np.arange(len(ort.config.tasks))
     for name, backend in (("onnxruntime", ort), ("torch", torch_b)):
