@@ -186,7 +186,9 @@ def test_live_parameters_change_while_frames_stream(tiny_model, tmp_path):
                   "depth_tolerance_ms": 30.0, "depth_fill": "all", "depth_consistency": 0.3,
                   "depth_missing": "rgb_only",
                   "instances_grid_pixels": 20_000, "instances_min_size_m": 0.02,
-                  "instances_max_size_m": 0.5,
+                  "instances_max_size_m": 0.5, "scale_anchor": "none",
+                  "support_plane_static": "0 -1 0 0.5", "support_plane_max_age_s": 2.0,
+                  "scale_unanchored": "publish", "scale_smoothing": 0.5,
                   "instances_max_height_m": 0.4, "instances_track": False}
     live = {p.name for p in node_config.PARAMS if p.live}
     assert set(new_values) == live  # every live parameter

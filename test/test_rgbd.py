@@ -274,7 +274,8 @@ def test_processor_makes_instances_by_the_source_asked_and_publishes_only_asked_
     assert asked["instances_source"] == "geometry"
     assert pipeline_tasks(asked) == ["depth", "instances", "semantic"]
     painting = {**asked, "instances_source": "painting"}
-    assert pipeline_tasks(painting) == ["depth", "instances"]
+    assert pipeline_tasks(painting) == ["depth", "instances", "semantic"]  # scale anchor
+    assert pipeline_tasks({**painting, "scale_anchor": "none"}) == ["depth", "instances"]
     clusters = {**asked, "instances_source": "clusters"}
     rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
     k = np.array([[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]])

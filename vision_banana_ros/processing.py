@@ -170,6 +170,8 @@ class FrameProcessor:
             if result.depth_source is not None:
                 result.depth_source[out_of_range] = SOURCE_NONE
         self._instances(result, rgb, k, sensor)
+        if not self.publish_semantic:  # run for the instances or the scale anchor only
+            out.semantic = None
         if out.depth is not None and k is not None and o["publish_points"]:
             result.cloud = self._scene_cloud(rgb, out, k)
         t1 = time.perf_counter()
@@ -214,8 +216,7 @@ class FrameProcessor:
         depth (:func:`~vision_banana_ros.geometry.instances.segment_instances`, the painting's
         object pixels voting), ``clusters`` (and geometry without camera depth: the model's
         own depth is too smooth for it, measured F 0.0-0.09 against 0.30-0.51) and otherwise
-        the painting's; ids tracked across frames (``instances_track``). Semantics run only
-        for this are not published."""
+        the painting's; ids tracked across frames (``instances_track``)."""
         o = self.options
         out = result.outputs
         source = o.get("instances_source", "painting")
@@ -239,8 +240,6 @@ class FrameProcessor:
         if o.get("instances_track", True):
             out.instances = self.tracker(out.instances)
         out.timings_ms["instances"] = (time.perf_counter() - t0) * 1e3
-        if not self.publish_semantic:
-            out.semantic = None
 
     def _scene_cloud(self, rgb: np.ndarray, out: Outputs, k: np.ndarray) -> CloudBuffer:
         o = self.options
