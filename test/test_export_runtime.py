@@ -108,6 +108,24 @@ def test_auto_chooses_onnxruntime_here_and_says_why(tiny, monkeypatch, tmp_path)
     assert onnx_for(tiny[1]).parent == tmp_path / "onnx"
 
 
+def test_onnxruntime_cuda_never_reports_cuda_while_running_on_the_cpu(tiny, monkeypatch):
+    """Without a CUDA provider: a clear error. With one that cannot load (its CUDA libraries
+    missing), onnxruntime falls back to the CPU with a warning only: here this onnxruntime
+    (CPU build) is told the provider exists, and its real session runs on the CPU, which the
+    backend must refuse, never report as cuda."""
+    import onnxruntime as ort
+
+    with pytest.raises(BackendError, match="no CUDA execution provider"):
+        OnnxRuntimeBackend(tiny[2], device="cuda")
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(BackendError, match="did not load"):
+        OnnxRuntimeBackend(tiny[2], device="cuda:1")
+    with pytest.raises(BackendError, match="cuda or cuda:N"):
+        OnnxRuntimeBackend(tiny[2], device="cuda:x")
+    assert OnnxRuntimeBackend(tiny[2]).device == "cpu"
+
+
 def test_tensorrt_request_gives_one_clear_error(tiny):
     with pytest.raises(BackendError, match=r"TensorRT is not installed\. On Jetson"):
         create_backend("tensorrt", tiny[1])
@@ -254,3 +272,33 @@ def test_pipeline_tunes_its_process():
     assert out[:2] == [f"mallopt -3 {32 << 20}", f"mallopt -1 {128 << 20}"]
     pools, threads = out[2].split()
     assert int(pools) >= 1 and threads == "1"
+
+
+def test_int8_without_frames_finds_the_engine_build_engine_calibrated(tmp_path):
+    """The node and eval ask for int8 without calibration frames: the engine build-engine
+    made with frames is found (before: refused, then keyed by the frames' hash)."""
+    from dataclasses import replace
+
+    cache = EngineCache(tmp_path)
+    asked = replace(KEY, precision="int8")
+    assert cache.calibrated_key(asked) is None
+    cache.store(replace(asked, precision="fp16", calibration_sha256="c" * 64), b"fp16")
+    cache.store(replace(asked, gpu_name="Thor", calibration_sha256="d" * 64), b"other gpu")
+    assert cache.calibrated_key(asked) is None  # another precision or GPU does not serve
+    calibrated = replace(asked, calibration_sha256="e" * 64)
+    cache.store(calibrated, b"int8 engine")
+    assert cache.calibrated_key(asked) == calibrated
+    assert cache.lookup(cache.calibrated_key(asked)).engine == b"int8 engine"
+
+
+@pytest.mark.parametrize("version,precision,ok", [
+    ("10.3.0", "fp16", True), ("10.13.2", "int8", True), ("11.0.1", "fp32", True),
+    ("11.0.1", "fp16", False), ("11.2.0", "int8", False), ("8.6.1", "fp32", False)])
+def test_tensorrt_versions_this_package_builds_with(version, precision, ok):
+    from vision_banana_ros.runtime.tensorrt_backend import check_tensorrt_version
+
+    if ok:
+        check_tensorrt_version(version, precision)
+    else:
+        with pytest.raises(BackendError, match=f"TensorRT {version}"):
+            check_tensorrt_version(version, precision)

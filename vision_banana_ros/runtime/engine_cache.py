@@ -102,6 +102,26 @@ class EngineCache:
                           engine_path)
         return Lookup(data, "cache hit", engine_path)
 
+    def calibrated_key(self, key: EngineKey) -> EngineKey | None:
+        """The key of a cached INT8 engine equal to ``key`` in everything but its calibration
+        data (``key.calibration_sha256`` is None: a node or ``eval`` asking for int8 without
+        frames uses the engine ``build-engine`` calibrated), the newest if several; None if
+        there is none."""
+        wanted = {k: v for k, v in asdict(key).items() if k != "calibration_sha256"}
+        best: tuple[float, EngineKey] | None = None
+        for sidecar_path in self.folder.glob("*.json"):
+            try:
+                recorded = json.loads(sidecar_path.read_text()).get("key", {})
+            except (OSError, json.JSONDecodeError):
+                continue
+            if (recorded.get("calibration_sha256") is None
+                    or any(recorded.get(k) != v for k, v in wanted.items())):
+                continue
+            mtime = sidecar_path.stat().st_mtime
+            if best is None or mtime > best[0]:
+                best = (mtime, EngineKey(**recorded))
+        return None if best is None else best[1]
+
     def store(self, key: EngineKey, engine: bytes, **info: object) -> Path:
         """Write engine and sidecar atomically; returns the engine path."""
         engine_path, sidecar_path = self.paths(key)

@@ -42,12 +42,15 @@ class OnnxRuntimeBackend:
             raise BackendError(f"onnxruntime backend runs fp32 only, got {precision}")
         if not path.is_file():
             raise BackendError(f"ONNX file {path} does not exist")
-        providers = ["CPUExecutionProvider"]
+        providers: list = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendError("device cuda requested but this onnxruntime has no CUDA "
                                    "execution provider (pip install onnxruntime-gpu)")
-            providers.insert(0, "CUDAExecutionProvider")
+            index = device.partition(":")[2] or "0"
+            if not index.isdigit():
+                raise BackendError(f"device {device!r}: expected cuda or cuda:N")
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -60,6 +63,13 @@ class OnnxRuntimeBackend:
         except Exception as err:  # onnxruntime raises its own exception types
             raise BackendError(f"ONNX file {path} cannot be loaded: "
                                f"{str(err).splitlines()[0]}") from err
+        if device.startswith("cuda") and \
+                "CUDAExecutionProvider" not in self.session.get_providers():
+            # onnxruntime falls back to the CPU, with a warning only, when the CUDA provider
+            # cannot load (CUDA or cuDNN libraries missing): say so instead of reporting cuda.
+            raise BackendError(f"device {device} requested but onnxruntime's CUDA execution "
+                               "provider did not load (are the CUDA and cuDNN libraries of "
+                               "this onnxruntime-gpu installed?); it would run on the CPU")
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_CONFIG not in meta:
             raise BackendError(f"ONNX file {path} has no {META_CONFIG} metadata: export it with "
@@ -86,7 +96,7 @@ class OnnxRuntimeBackend:
                 f"float (N, 3, {h}, {w}) and task_ids int64 (T,)"
                 + (f" and depth float (N, 2, {h}, {w})" if want_depth else ""))
         self.path = path
-        self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
+        self.device = device if device.startswith("cuda") else "cpu"
         self.precision = "fp32"
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -73,8 +73,9 @@ def tensorrt_available() -> tuple[bool, str]:
 
 TENSORRT_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (apt install "
                  "nvidia-jetpack, python3-libnvinfer); on workstations install NVIDIA's "
-                 "TensorRT 10 Python package (pip install tensorrt) next to a CUDA build of "
-                 "torch. Or use backend onnxruntime or torch.")
+                 "TensorRT 10 Python package (pip install 'tensorrt>=10,<11': 11 builds no "
+                 "fp16 or int8 engines here) next to a CUDA build of torch. Or use backend "
+                 "onnxruntime or torch.")
 
 
 def choose_backend(name: str, device: str = "auto") -> tuple[str, str]:

@@ -96,6 +96,27 @@ def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
     return EntropyCalibrator()
 
 
+def check_tensorrt_version(version: str, precision: str) -> None:
+    """TensorRT 10.x builds every precision here. 11 builds strongly typed networks only (its
+    ``BuilderFlag.FP16``/``INT8``, ``int8_calibrator`` and ``set_calibration_profile`` are
+    gone): fp32 works, fp16 and int8 need 10.x; before 10 the API differs.
+
+    Raises:
+        BackendError: naming the installed version and what to install.
+    """
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise BackendError(f"cannot read the TensorRT version {version!r}") from None
+    if major < 10:
+        raise BackendError(f"TensorRT {version} is installed; this package needs TensorRT "
+                           "10.x (JetPack 6, or pip install 'tensorrt>=10,<11')")
+    if major > 10 and precision in ("fp16", "int8"):
+        raise BackendError(f"TensorRT {version} builds strongly typed networks only (no fp16 "
+                           f"or int8 builder flags): for precision {precision} install "
+                           "TensorRT 10.x (pip install 'tensorrt>=10,<11'), or use fp32")
+
+
 class TensorRTBackend:
     """Runs a plain ONNX graph through a (cached) TensorRT engine.
 
@@ -124,9 +145,7 @@ class TensorRTBackend:
 
         if precision not in ("fp32", "fp16", "int8"):
             raise BackendError(f"tensorrt precision must be fp32, fp16 or int8, got {precision}")
-        if precision == "int8" and calibration is None:
-            raise BackendError("int8 needs calibration frames (vision-banana build-engine "
-                               "--calibration-data)")
+        check_tensorrt_version(trt.__version__, precision)
         meta = onnx_metadata(onnx_path)
         if meta.get(META_GRAPH) != "plain" or META_CONFIG not in meta:
             raise BackendError(f"ONNX file {onnx_path} is not a plain vision_banana_ros graph")
@@ -147,6 +166,14 @@ class TensorRTBackend:
             calibration_sha256=digest(calibration) if calibration is not None else None,
             depth_input=self.config.depth_input)
         self.cache = EngineCache(cache or cache_dir())
+        if precision == "int8" and calibration is None:
+            calibrated = self.cache.calibrated_key(self.key)
+            if calibrated is None:
+                raise BackendError(
+                    "int8 needs calibration frames, and no int8 engine of this model for "
+                    f"{props.name} and TensorRT {trt.__version__} is cached: build one with "
+                    "vision-banana build-engine --precision int8 --calibration-data DIR_OR_BAG")
+            self.key = calibrated  # the engine build-engine calibrated
         with torch.cuda.device(self.cuda):  # TensorRT works on the current CUDA device
             self._load(onnx_path, precision, max_batch, max_tasks, workspace_mb, dla_core,
                        calibration, props.name)
