@@ -93,6 +93,20 @@ def test_demo_runs_the_node_end_to_end(tmp_path):
     assert (np.abs(cloud.astype(int) - 30).sum(2) > 0).mean() > 0.5
 
 
+def test_a_gpu_check_section_that_raises_keeps_the_others_figures(tmp_path, monkeypatch):
+    from vision_banana_ros.bench import gpu_check
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA provider exploded")
+
+    monkeypatch.setattr(gpu_check, "_onnxruntime", broken)
+    out = tmp_path / "gpu_check.json"
+    assert gpu_check.main(["--out", str(out), "--cpu-dry-run", "--repeats", "2"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["errors"] == {"onnxruntime": "RuntimeError: CUDA provider exploded"}
+    assert "torch fp32" in doc["results"]  # the section before it kept its figures
+
+
 def test_gpu_check_script_runs_its_cpu_dry_run(tmp_path):
     import os
 
@@ -101,9 +115,10 @@ def test_gpu_check_script_runs_its_cpu_dry_run(tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert doc["dry_run"] is True
+    assert doc["dry_run"] is True and doc["errors"] == {}
     assert doc["parity"]["torch fp32"]["depth_max_rel_diff"] == 0.0
     assert "TensorRT" in doc["tensorrt"]
+    assert "gpu_check: using" in res.stdout
     # The budgeted training run rendered its data, trained and wrote what the card needs.
     run = json.loads((tmp_path / "train" / "gpu_run.json").read_text())
     assert run["device"] == "cpu" and run["steps"] == 3 and run["data"]["rendered"]

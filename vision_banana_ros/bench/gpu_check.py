@@ -172,21 +172,52 @@ def main(argv: list[str] | None = None) -> int:
     ref_model, _ = load_model(model_path, device="cpu")
     frame = render_spheres_on_plane(640, 480, n_spheres=6, seed=3)
     ref = gpu_pipeline(ref_model, frame.rgb, frame.k, "cpu", torch.float32)
-    _torch_variants(report, model_path, frame, ref, device, repeats, sync)
-    try:
-        import onnxruntime as ort
-
-        report["notes"].append(f"onnxruntime providers: {ort.get_available_providers()}")
-    except ImportError:
-        pass
+    report["errors"] = {}
     ok, why = tensorrt_available()
     report["tensorrt"] = why
+
+    def section(name: str, run: Any) -> None:
+        """One guarded section; the JSON is written after every one, so a timeout or an
+        exception keeps the figures of the others."""
+        try:
+            run()
+        except Exception as err:  # one section's failure must not lose the others' figures
+            report["errors"][name] = f"{type(err).__name__}: {err}"
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+    section("torch", lambda: _torch_variants(report, model_path, frame, ref, device, repeats,
+                                             sync))
+    section("onnxruntime", lambda: _onnxruntime(report, model_path, frame, ref, device))
     if ok:
-        _tensorrt(report, model_path, ref_model.config, frame, ref, repeats, sync)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+        section("tensorrt", lambda: _tensorrt(report, model_path, ref_model.config, frame,
+                                               ref, repeats, sync))
     print(json.dumps(report["results"], indent=1))
     return 0
+
+
+def _onnxruntime(report: dict[str, Any], model_path: Path, frame: Any, ref: dict,
+                 device: str) -> None:
+    """ONNX Runtime's providers, and its CUDA provider end to end where it loads."""
+    import onnxruntime as ort
+
+    from vision_banana_ros.evaluation.metrics import depth_metrics
+    from vision_banana_ros.pipeline import Pipeline
+    from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
+    from vision_banana_ros.runtime.select import onnx_for
+
+    report["notes"].append(f"onnxruntime providers: {ort.get_available_providers()}")
+    if device != "cuda" or "CUDAExecutionProvider" not in ort.get_available_providers():
+        return
+    b = OnnxRuntimeBackend(onnx_for(model_path), device="cuda")  # raises if it falls back
+    pipe = Pipeline(b, b.config, "depth,instances,semantic")
+    out = pipe(frame.rgb, frame.k)
+    times = _time(lambda: pipe(frame.rgb, frame.k), lambda: None, 50)
+    report["results"]["onnxruntime cuda"] = {"end_to_end_640x480_cpu_decode":
+                                             _percentiles(times)}
+    report["parity"]["onnxruntime cuda"] = {
+        "depth_delta1_vs_fp32_cpu": depth_metrics(out.depth, ref["depth"]).delta1}
+    b.close()
 
 
 def _render_config() -> Any:
