@@ -194,3 +194,54 @@ def test_rgb_only_frames_without_a_usable_support_plane_withhold_their_metric_ou
     finally:
         cam.client.close()
         node.stop()
+
+
+def test_the_shipped_model_anchored_on_a_support_plane_topic_over_dds(tmp_path):
+    """RGB only, the shipped model, the table given on the support_plane topic with the
+    frame's stamp: the published depth is anchored (its scale on /diagnostics) and lies on
+    the metric table."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+    f = render_spheres_on_plane(320, 240, n_spheres=3, seed=5)
+    domain = new_domain()
+    node = start_node(tmp_path, domain, {"backend": "onnxruntime", "threads": 2,
+                                         "depth_input": "'off'", "diagnostics_period_s": 0.2})
+    cam = _Camera(domain)
+    pose_pub = cam.client.node.create_publisher(
+        PoseStamped, "/support_plane", QoSProfile(depth=10,
+                                                  reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        assert node.wait_for("active: processing frames", 300), node.text()
+        assert cam.ready(), cam.status()
+        assert cam.client.spin_until(lambda: pose_pub.get_subscription_count() > 0, 30)
+        tilt = np.radians(40.0)  # the table of render_spheres_on_plane: z axis its normal
+        pose = PoseStamped()
+        pose.header.frame_id = "cam"
+        pose.pose.position.z = 0.9
+        half = (np.pi / 2 + tilt) / 2  # about x: z (0, 0, 1) onto (0, -cos t, -sin t)
+        pose.pose.orientation.x, pose.pose.orientation.w = float(np.sin(half)), float(
+            np.cos(half))
+        stamp = 0
+        while not any(m.header.stamp.sec == stamp for m in cam.depth):
+            stamp += 1
+            assert stamp < 10, node.text()
+            pose.header.stamp.sec = stamp
+            pose_pub.publish(pose)
+            cam.spin(0.2)
+            cam.info.publish(info_msg(320, 240, stamp, fx=float(f.k[0, 0])))
+            cam.img.publish(image_msg(f.rgb, "rgb8", stamp))
+            cam.output_for(stamp, 10)
+        values = _settled(cam)
+        assert values["depth_anchor"] == "anchored", values["depth_anchor"]
+        assert float(values["depth_scale"]) > 0
+        msg = next(m for m in cam.depth if m.header.stamp.sec == stamp)
+        depth = np.frombuffer(bytes(msg.data), np.float32).reshape(240, 320)
+        table = (f.semantic == 1) & np.isfinite(depth)
+        ratio = np.median(depth[table] / f.depth[table])
+        assert 0.85 < ratio < 1.15, ratio  # metric: on the table the robot gave
+    finally:
+        cam.client.close()
+        node.stop()
