@@ -22,9 +22,12 @@ most ``max_pixels`` pixels:
 5. merging: two neighbouring segments not separated by a concave crease of continuous depth
    (where objects touch or stand on each other) become one when together they are no wider
    and cover no more of the support than apart: the inside of a mug and its outside;
-6. fragments smaller than ``min_object_m`` across are dropped.
+6. fragments smaller than ``min_object_m`` across, and segments whose footprint is wider than
+   ``max_width_m`` (furniture, the bottom band of a wall), are dropped.
 
-Frames: the camera optical frame, metres; ids are numbered by decreasing size.
+Steps 3-5 run on the window of the grid around the evidence. Frames: the camera optical
+frame, metres; ids are numbered by decreasing size (the node's tracker then keeps an
+object's id across frames, :mod:`.tracking`).
 """
 
 from __future__ import annotations
