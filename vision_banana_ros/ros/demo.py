@@ -332,9 +332,12 @@ def _summary(rows: list[dict[str, Any]], bag: Path, sent: int, rate_hz: float,
                   f"{mean['objects_f75']:.3f}; the plane+cluster baseline on the camera's "
                   f"depth scores F {mean['baseline_f']:.3f} on the same frames."]
     if diagnostics:
+        skipped = ", ".join(f"{k[len('frames_skipped_'):]} {v}" for k, v in diagnostics.items()
+                            if k.startswith("frames_skipped_"))
         lines += ["", f"The node (/diagnostics): {diagnostics.get('frames_received')} frames "
-                  f"received, {diagnostics.get('frames_processed')} processed, "
-                  f"{diagnostics.get('frames_dropped')} dropped (it keeps only the newest), "
+                  f"received, {diagnostics.get('frames_published')} published, "
+                  f"{diagnostics.get('frames_skipped')} skipped ({skipped or 'none'}), "
+                  f"{diagnostics.get('frames_dropped')} dropped (a newer frame came first), "
                   f"processing p50 {diagnostics.get('processing_p50_ms')} ms, backend "
                   f"{diagnostics.get('backend')} ({diagnostics.get('device')})."]
     lines += ["", f"Replay took {play_s:.1f} s; the whole demo {total_s:.1f} s. "

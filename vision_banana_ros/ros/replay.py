@@ -91,19 +91,33 @@ class Player(Node):
         self.sent: list[tuple[int, float]] = []  # (image stamp ns, send time)
 
     def wait_for_subscribers(self, timeout: float = 20.0, settle: float = 1.0) -> bool:
-        """Wait until every topic has a subscriber, then ``settle`` seconds more.
+        """Wait until every topic has a subscriber (publishing reliably: a reliable one, as
+        the node's ``qos_input_reliability: auto`` subscribes once it has seen this
+        publisher), then ``settle`` seconds more.
 
         A writer sees a reader before the reader has matched the writer; with volatile
         durability, samples written in between are lost (the first camera_info, typically),
-        and discovery takes longer on a loaded machine.
+        and discovery takes longer on a loaded machine. A frame sent while the node re-creates
+        its subscription as reliable can be lost too (the demo's first frame, counted as
+        ``no_camera_info``).
         """
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if all(p.get_subscription_count() > 0 for p in self.pubs.values()):
+            if all(p.get_subscription_count() > 0 for p in self.pubs.values()) and (
+                    not self.reliable or self._subscribers_reliable()):
                 time.sleep(settle)
                 return True
             time.sleep(0.05)
         return False
+
+    def _subscribers_reliable(self) -> bool:
+        """Every subscription on every topic of ours asks for reliable delivery."""
+        for topic in self.pubs:
+            infos = self.get_subscriptions_info_by_topic(topic)
+            if not infos or any(i.qos_profile.reliability != ReliabilityPolicy.RELIABLE
+                                for i in infos):
+                return False
+        return True
 
     def play(self) -> int:
         """Publish everything; returns the number of images sent."""
