@@ -22,16 +22,6 @@ from waiting import wait_until
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
-
-    path = tmp_path_factory.mktemp("hardening") / "tiny.pt"
-    save_checkpoint(path, build_model(ModelConfig(arch="vb-tiny", input_width=128,
-                                                  input_height=96, pretrained=False)))
-    return str(path)
-
-
 class _Camera:
     """A camera driver in the test process: reliable publishers (as RealSense's), outputs and
     /diagnostics recorded."""

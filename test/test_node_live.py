@@ -12,16 +12,6 @@ from test_node_hardening import _Camera, _frame
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
-
-    path = tmp_path_factory.mktemp("live") / "tiny.pt"
-    save_checkpoint(path, build_model(ModelConfig(arch="vb-tiny", input_width=128,
-                                                  input_height=96, pretrained=False)))
-    return str(path)
-
-
 def _accounted(values: dict[str, str]) -> bool:
     """received = published + dropped + skipped (nothing in progress once the camera stops)."""
     return int(values["frames_received"]) == (int(values["frames_published"])
