@@ -198,10 +198,11 @@ class FrameProcessor:
         result.anchor = anchor = anchor_scale(out.depth, result.k, out.semantic == SUPPORT_CLASS,
                                               support)
         if anchor.scale is not None and sensor is not None:
-            ratio = sensor / out.depth
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = sensor[::4, ::4] / out.depth[::4, ::4]
             ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
             if ratio.size:
-                result.anchor_check = anchor.scale / float(np.median(ratio[::7]))
+                result.anchor_check = anchor.scale / float(np.median(ratio))
         elif anchor.scale is not None:
             scale, keep = anchor.scale, float(o.get("scale_smoothing", 0.0))
             if keep > 0 and self._scale is not None:

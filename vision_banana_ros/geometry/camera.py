@@ -12,7 +12,7 @@ import numpy as np
 from vision_banana_ros.errors import VisionBananaError
 
 __all__ = ["backproject", "backproject_pixels", "check_intrinsics", "normals_from_depth",
-           "scale_intrinsics"]
+           "quaternion_to_rotation", "scale_intrinsics"]
 
 
 def check_intrinsics(k: np.ndarray, what: str = "K") -> np.ndarray:
@@ -160,6 +160,18 @@ def normals_from_depth(depth: np.ndarray, k: np.ndarray,
         | (norm[..., 0] == 0)
     n[bad] = np.nan
     return n.astype(np.float32)
+
+
+def quaternion_to_rotation(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """Unit quaternion (x, y, z, w; normalised here, identity if zero) -> (3, 3) rotation."""
+    n = x * x + y * y + z * z + w * w
+    if n < 1e-12:
+        return np.eye(3)
+    s = 2.0 / n
+    return np.array([
+        [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)],
+        [s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)],
+        [s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)]])
 
 
 def rotation_to_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:

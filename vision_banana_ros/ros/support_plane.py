@@ -13,22 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from vision_banana_ros.geometry.camera import quaternion_to_rotation
 from vision_banana_ros.geometry.objects import Plane
 from vision_banana_ros.scale_anchor import parse_plane, plane_from_pose
 from vision_banana_ros.sync import stamp_ns
 
 
 def _rotation(q: Any) -> np.ndarray:
-    """(3, 3) rotation of a geometry_msgs Quaternion (x, y, z, w)."""
-    x, y, z, w = q.x, q.y, q.z, q.w
-    n = x * x + y * y + z * z + w * w
-    if n < 1e-12:
-        return np.eye(3)
-    s = 2.0 / n
-    return np.array([
-        [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)],
-        [s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)],
-        [s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)]])
+    """(3, 3) rotation of a geometry_msgs Quaternion."""
+    return quaternion_to_rotation(q.x, q.y, q.z, q.w)
 
 
 class SupportPlaneSource:

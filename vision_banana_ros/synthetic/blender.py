@@ -24,6 +24,7 @@ import numpy as np
 
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.geometry import normals_from_depth
+from vision_banana_ros.geometry.camera import quaternion_to_rotation
 from vision_banana_ros.synthetic.camera import Camera
 from vision_banana_ros.synthetic.scene import Frame, Scene, SceneBuilder
 from vision_banana_ros.synthetic.sensor import DARK, SPECULAR, TRANSPARENT
@@ -80,17 +81,9 @@ def run_in_render_env(argv: list[str]) -> int:
                           check=False).returncode
 
 
-def _quat_matrix(q: tuple[float, float, float, float]) -> np.ndarray:
-    x, y, z, w = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
 def _pose(pos: Any, orn: Any) -> np.ndarray:
     t = np.eye(4)
-    t[:3, :3], t[:3, 3] = _quat_matrix(tuple(orn)), np.asarray(pos, float)
+    t[:3, :3], t[:3, 3] = quaternion_to_rotation(*orn), np.asarray(pos, float)
     return t
 
 
