@@ -216,6 +216,9 @@ def test_hide_depth_scores_exactly_the_hidden_blobs(tmp_path):
     b = Evaluation(EvalConfig(out=tmp_path / "b", **cfg)).run()
     assert a["summary"]["hidden_delta1"] is not None
     assert a["summary"]["hidden_delta1"] == b["summary"]["hidden_delta1"]  # seeded blobs
+    # The non-learned baseline on the same blobs: the camera's depth interpolated into them
+    # (a plane with spheres: most hidden pixels are the plane, so it scores well).
+    assert 0.5 < a["summary"]["baseline_interp_hidden_delta1"] <= 1.0
     c = Evaluation(EvalConfig(out=tmp_path / "c", **{**cfg, "hide_seed": 1})).run()
     assert c["summary"]["hidden_delta1"] != a["summary"]["hidden_delta1"]
 

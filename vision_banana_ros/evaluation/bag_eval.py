@@ -36,6 +36,7 @@ from vision_banana_ros.evaluation.metrics import (
 )
 from vision_banana_ros.evaluation.output_bag import OutputBag
 from vision_banana_ros.evaluation.result import EvalRun
+from vision_banana_ros.fusion import fuse_depth
 from vision_banana_ros.geometry.baseline import plane_cluster_instances
 from vision_banana_ros.geometry.support import support_plane_of_depth
 from vision_banana_ros.imageconv import ImageConversionError, depth_to_metres, image_array
@@ -54,6 +55,19 @@ class _Frame:
     bag_time: int
     msgs: dict[str, Any] = field(default_factory=dict)
     raws: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+
+def _interpolation_row(gt: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, Any]:
+    """The completion figures of a non-learned baseline on the same masks: the camera's depth
+    interpolated into its holes (the node's fusion given a flat model: the local fits'
+    slopes fall to zero and each hole takes the camera's depth around it)."""
+    sensor = gt.get("sensor_input")
+    if sensor is None or not np.isfinite(sensor).any():
+        return {}
+    flat = np.full_like(sensor, np.float32(np.nanmedian(sensor)))
+    filled = fuse_depth(flat, sensor, "holes", np.inf)[0]
+    figures = completion_metrics(filled, truth, gt, None)
+    return {f"baseline_interp_{k}": v for k, v in figures.items() if k != "sensor_kept"}
 
 
 def _anchor_row(result: Any, depth: np.ndarray, gt: np.ndarray) -> dict[str, Any]:
@@ -439,6 +453,7 @@ class Evaluation:
                 run.depth_bins[0] += rep.bin_error
                 run.depth_bins[1] += rep.bin_count
             row.update(completion_metrics(p, g, gt, result.depth_source))
+            row.update(_interpolation_row(gt, g))
             row.update(_anchor_row(result, p, g))
             const = depth_metrics(np.full_like(g, np.nanmedian(np.where(g > 0, g, np.nan))), g)
             if const is not None:

@@ -35,10 +35,15 @@ AGGREGATES = {
     # and how often it refused; with the camera's depth, its scale over the camera's.
     "raw_delta1": "raw_delta1", "raw_abs_rel": "raw_abs_rel", "depth_scale": "depth_scale",
     "anchor_refused": "anchor_refused", "anchor_check": "anchor_check",
-    # Baselines scored on the same frames: a constant at each frame's true median depth, and
-    # the non-learned plane + cluster instances.
+    # Baselines scored on the same frames: a constant at each frame's true median depth, the
+    # camera's depth interpolated into its holes, and the non-learned plane + cluster
+    # instances.
     "baseline_constant_delta1": "baseline_constant_delta1",
     "baseline_constant_abs_rel": "baseline_constant_abs_rel",
+    "baseline_interp_holes_delta1": "baseline_interp_holes_delta1",
+    "baseline_interp_transparent_delta1": "baseline_interp_transparent_delta1",
+    "baseline_interp_hidden_delta1": "baseline_interp_hidden_delta1",
+    "baseline_interp_hidden_abs_rel": "baseline_interp_hidden_abs_rel",
     "baseline_instances_f_measure": "baseline_instances_f_measure",
     "baseline_instances_precision": "baseline_instances_precision",
     "baseline_instances_recall": "baseline_instances_recall",
