@@ -235,3 +235,52 @@ def test_the_shipped_model_anchored_on_a_support_plane_topic_over_dds(tmp_path):
     finally:
         cam.client.close()
         node.stop()
+
+
+@pytest.mark.parametrize("size,rate", [((1280, 720), "1"), ((1920, 1080), "0.5")],
+                         ids=["1280x720", "1920x1080"])
+def test_large_rgbd_frames_are_counted_back(tiny_model, tmp_path, size, rate):
+    """Large RGB-D frames (colour, camera_info and 16UC1 depth with one stamp) through the
+    node, every process on the shipped Fast DDS profile (as the launch file sets it): each
+    frame sent comes back as depth, depth source and cloud, made with the camera's depth,
+    and the node accounts for every frame it received."""
+    from ros_harness import replay, start_node
+
+    from vision_banana_ros.bags import RgbdBagWriter
+    from vision_banana_ros.ros.replay import load_record
+    from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
+
+    w, h = size
+    frames = 4
+    with RgbdBagWriter(tmp_path / "bag") as writer:
+        for i in range(frames):
+            f = render_spheres_on_plane(w, h, n_spheres=3, seed=i)
+            writer.write(f.rgb, np.where(np.isfinite(f.depth), f.depth, 0.0), f.k)
+            if i == 0:
+                measured = float(np.isfinite(f.depth).mean())  # the sky has no depth
+    domain = new_domain()
+    node = start_node(tmp_path, domain, {"model_path": tiny_model, "threads": 2,
+                                         "diagnostics_period_s": 0.5})
+    rec = replay(tmp_path, domain, "record", "--out", str(tmp_path / "rec.npz"), "--rgbd",
+                 "--frames", str(frames), "--timeout", "150", "--linger", "2", name="record")
+    try:
+        assert node.wait_for("active: processing frames", 120), node.text()
+        assert rec.wait_for("recorder ready", 120), rec.text()
+        play = replay(tmp_path, domain, "play", str(tmp_path / "bag"), "--depth", "--rate",
+                      rate, name="play")
+        assert play.p.wait(120) == 0, play.text()
+        assert rec.p.wait(180) == 0, rec.text()
+    finally:
+        log = node.text()
+        node.stop()
+        rec.stop()
+    meta, arrays = load_record(tmp_path / "rec.npz")
+    records = meta["records"]
+    for topic in ("depth/image", "depth/source", "points"):
+        assert len(records[topic]) == frames, (topic, len(records[topic]), log[-3000:])
+    assert all(r["width"] == w and r["height"] == h for r in records["depth/image"])
+    source = arrays["depth.source.0"].reshape(h, w)
+    assert (source == 1).mean() > 0.9 * measured, "the camera's depth was not used"
+    last = [d for d in meta["diagnostics"] if d["name"].startswith("vision_banana")][-1]
+    assert _accounted(last), last
+    assert int(last["frames_published"]) == frames, last

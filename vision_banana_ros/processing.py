@@ -112,15 +112,18 @@ def instance_params(options: dict[str, Any]) -> InstanceParams:
 
 
 def warm_up(processor: FrameProcessor) -> float:
-    """Run one synthetic 640x480 frame (spheres on a table, with its depth as the camera's)
-    through every step, so the first camera frame does not pay for first-run allocations
-    (and is not dropped while it would); the tracker forgets it. Returns milliseconds."""
+    """Run a synthetic 640x480 frame (spheres on a table, with its depth as the camera's)
+    twice through every step, so the first camera frames do not pay for first-run
+    allocations and first calls (the second frame is the tracker's first matching) and are
+    not dropped while they would; the tracker forgets them. Returns milliseconds."""
     from vision_banana_ros.synthetic.analytic import render_spheres_on_plane
 
     frame = render_spheres_on_plane(640, 480, n_spheres=3, seed=0)
     depth = np.where(np.isfinite(frame.depth), frame.depth, np.nan).astype(np.float32)
+    depth[:8] = np.nan  # a camera's holes
     start = time.perf_counter()
-    processor(frame.rgb, frame.k, depth)
+    for _ in range(2):
+        processor(frame.rgb, frame.k, depth)
     processor.tracker.reset()
     return (time.perf_counter() - start) * 1e3
 
@@ -154,8 +157,11 @@ class FrameProcessor:
         o = self.options
         rgbd = o.get("depth_input", "off") != "off"
         sensor = depth if rgbd else None
+        method = self._instance_method(k, sensor)
+        skip = () if method in (None, "painting") or o["publish_task_images"] else (
+            "instances",)
         out = self.pipeline(rgb, k if o["use_camera_info"] else None, sensor,
-                            keep_paintings=o["publish_task_images"])
+                            keep_paintings=o["publish_task_images"], skip=skip)
         t0 = time.perf_counter()
         result = FrameResult(outputs=out, k=k)
         if support is not None and k is not None:
@@ -169,7 +175,7 @@ class FrameProcessor:
             d[out_of_range] = np.nan
             if result.depth_source is not None:
                 result.depth_source[out_of_range] = SOURCE_NONE
-        self._instances(result, rgb, k, sensor)
+        self._instances(result, rgb, k, sensor, method)
         if not self.publish_semantic:  # run for the instances or the scale anchor only
             out.semantic = None
         if out.depth is not None and k is not None and o["publish_points"]:
@@ -211,33 +217,43 @@ class FrameProcessor:
             out.depth *= np.float32(scale)
         out.timings_ms["anchor"] = (time.perf_counter() - t0) * 1e3
 
+    def _instance_method(self, k: np.ndarray | None, sensor: np.ndarray | None) -> str | None:
+        """How this frame's instances are made (``instances_source``): ``geometry`` with the
+        camera's depth, ``clusters`` (and geometry without camera depth: the model's own depth
+        is too smooth for it, measured F 0.0-0.09 against 0.30-0.51), otherwise ``painting``;
+        None when instances are not a task. Decided before inference: only ``painting`` needs
+        the instance painting decoded."""
+        o, tasks = self.options, self.pipeline.tasks
+        if "instances" not in tasks:
+            return None
+        source = o.get("instances_source", "painting")
+        if source == "painting" or "depth" not in tasks or k is None:
+            return "painting"
+        if source == "geometry" and sensor is not None:
+            return "geometry"
+        return "clusters" if "semantic" in tasks else "painting"
+
     def _instances(self, result: FrameResult, rgb: np.ndarray, k: np.ndarray | None,
-                   sensor: np.ndarray | None) -> None:
-        """The published instances (``instances_source``): ``geometry`` with the camera's
-        depth (:func:`~vision_banana_ros.geometry.instances.segment_instances`, the painting's
-        object pixels voting), ``clusters`` (and geometry without camera depth: the model's
-        own depth is too smooth for it, measured F 0.0-0.09 against 0.30-0.51) and otherwise
-        the painting's; ids tracked across frames (``instances_track``)."""
+                   sensor: np.ndarray | None, method: str | None) -> None:
+        """The published instances, made by ``method`` (:meth:`_instance_method`):
+        ``geometry`` (:func:`~vision_banana_ros.geometry.instances.segment_instances`, the
+        painting's object pixels voting), ``clusters`` or the painting's; ids tracked across
+        frames (``instances_track``)."""
         o = self.options
         out = result.outputs
-        source = o.get("instances_source", "painting")
-        if out.instances is None:
+        if method is None or (out.depth is None and method != "painting"):
             return
         t0 = time.perf_counter()
         objects = None if out.semantic is None else out.semantic == OBJECT_CLASS
-        result.instances_method = "painting"
-        if source == "painting" or out.depth is None or k is None:
-            pass
-        elif source == "geometry" and sensor is not None:
+        if method == "geometry":
             found = segment_instances(out.depth, k, sensor_valid=np.isfinite(sensor), rgb=rgb,
                                       object_vote=objects, params=instance_params(o))
             out.instances = found.ids
             result.plane = found.surfaces.primary
             out.timings_ms.update(found.timings_ms)
-            result.instances_method = "geometry"
-        elif objects is not None:
+        elif method == "clusters":
             out.instances = object_clusters(out.depth, k, objects)
-            result.instances_method = "clusters"
+        result.instances_method = method
         if o.get("instances_track", True):
             out.instances = self.tracker(out.instances)
         out.timings_ms["instances"] = (time.perf_counter() - t0) * 1e3

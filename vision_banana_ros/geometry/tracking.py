@@ -9,6 +9,7 @@ given to another object at once.
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment  # at import: 0.9 s on a first call
 
 #: Overlaps are counted on every ``_STEP``-th pixel in both directions (enough for objects).
 _STEP = 4
@@ -43,8 +44,6 @@ class InstanceTracker:
         taken = set()
         if len(old):
             iou = _iou(sub, prev, labels, old)
-            from scipy.optimize import linear_sum_assignment
-
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= self.min_iou:

@@ -27,20 +27,6 @@ from vision_banana_ros.errors import VisionBananaError
 _KEYS = ("depth", "overlay", "instances", "points", "objects", "depth_source")
 
 
-def _params_file() -> Path | None:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        path = Path(get_package_share_directory("vision_banana_ros")) / "config" / \
-            "vision_banana.yaml"
-        if path.exists():
-            return path
-    except (ImportError, LookupError, OSError):  # no sourced ROS workspace: use the repo copy
-        pass
-    path = Path(__file__).resolve().parents[2] / "config" / "vision_banana.yaml"
-    return path if path.exists() else None
-
-
 _RENDERER_NAMES = {"blender": "Blender Cycles, photoreal", "pybullet": "pybullet TinyRenderer; "
                    "`make render-env` for photoreal Blender renders"}
 
@@ -125,7 +111,12 @@ def _record(out: Path, bag: Path, rate_hz: float, params: dict[str, Any],
     from vision_banana_ros.outputs import BY_KEY
     from vision_banana_ros.ros.messages import message_class
     from vision_banana_ros.ros.replay import camera_depth_topic, load_frames
-    from vision_banana_ros.ros.tools import NodeProcess, node_command, wait_until_matched
+    from vision_banana_ros.ros.tools import (
+        NodeProcess,
+        node_command,
+        shipped_config,
+        wait_until_matched,
+    )
     from vision_banana_ros.sync import stamp_ns
 
     reader = open_reader(bag)
@@ -135,7 +126,8 @@ def _record(out: Path, bag: Path, rate_hz: float, params: dict[str, Any],
     image_topic = next(iter(types))
     info_topic = next((t for t, ty in types.items() if ty.__name__ == "CameraInfo"), None)
     node = NodeProcess(node_command(image_topic, f"sensor_msgs/msg/{types[image_topic].__name__}",
-                                    info_topic, params, params_file=_params_file(),
+                                    info_topic, params,
+                                    params_file=shipped_config("vision_banana.yaml"),
                                     depth_topic=depth_topic),
                        out / "node.log", env)
     received: dict[str, dict[int, Any]] = {k: {} for k in _KEYS}
@@ -356,10 +348,14 @@ def run_demo(out: Path, bag: Path | None = None, model: str | None = None,
     if bag is None:
         bag, used = _render_bag(out, frames, renderer)
         source = f"{frames} frames rendered with {used} ({_RENDERER_NAMES[used]})"
-    env = dict(os.environ)
+    from vision_banana_ros.ros.tools import PROFILE_VARIABLES, with_frame_transport
+
+    env = with_frame_transport(dict(os.environ))
     env.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    # This process records: the same domain and transport as the node and the player.
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
+                                           *PROFILE_VARIABLES) if k in env})
     received, diagnostics, sent, play_s = _record(
         out, bag, rate_hz, {"backend": backend, "model_path": model}, env)
     inputs = _inputs(bag)

@@ -23,7 +23,12 @@ from vision_banana_ros.evaluation.config import EvalConfig, check_thresholds
 from vision_banana_ros.outputs import OUTPUT_TOPICS
 from vision_banana_ros.ros.messages import message_class
 from vision_banana_ros.ros.replay import Player, load_frames
-from vision_banana_ros.ros.tools import NodeProcess, node_command, wait_until_matched
+from vision_banana_ros.ros.tools import (
+    NodeProcess,
+    node_command,
+    wait_until_matched,
+    with_frame_transport,
+)
 from vision_banana_ros.stats import latency_summary
 from vision_banana_ros.sync import stamp_ns
 
@@ -96,6 +101,9 @@ def _play(cfg: EvalConfig, rate_hz: float, start_node: bool, node_name: str) -> 
     from vision_banana_ros.bags.mcap_stream import open_writer
     from vision_banana_ros.bags.reader import detect_topics, open_reader, topic_types
 
+    # Frames travel whole (the shipped Fast DDS profile, unless one is exported) for the
+    # player and recorder in this process and the node it starts, as the launch file does.
+    os.environ.update(with_frame_transport(dict(os.environ)))
     reader = open_reader(cfg.bag)
     found = detect_topics(topic_types(reader))
     reader.close()

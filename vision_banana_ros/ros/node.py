@@ -57,6 +57,11 @@ from vision_banana_ros.worker import LatestFrameWorker
 
 #: Frames above this many pixels give their memory back to the system once processed.
 _TRIM_ABOVE_PIXELS = 2_000_000
+#: Frames looked back on for a slow pairing, and the median wait that is one (ms): a camera's
+#: camera_info and depth, published with its image, arrive within a few milliseconds of it
+#: when its frames travel whole (Fast DDS's shared memory), 60-100 ms later on 640x480
+#: RGB-D at 30 Hz when they travel as fragments (measured 2026-12-06).
+_PAIRING_WINDOW, _PAIRING_SLOW_MS = 30, 20.0
 #: Problems counted but not shown as a warning status (normal pairing of some drivers).
 _INFORMATIONAL = frozenset({"camera_info_nearest"})
 
@@ -91,6 +96,10 @@ class VisionBananaNode(LifecycleNode):
         self.in_rate, self.out_rate = RateMeter(), RateMeter()
         self.latency_ms, self.processing_ms = Percentiles(), Percentiles()
         self.age_ms = Percentiles()  # header stamp to publish, on the node's clock
+        #: Where the latency goes: receive to the worker taking the frame, then the wait
+        #: for its camera_info and depth (processing_ms is the rest).
+        self.queue_ms, self.pairing_wait_ms = Percentiles(), Percentiles()
+        self.recent_pairing_ms: deque[float] = deque(maxlen=_PAIRING_WINDOW)
         #: Frames taken by the worker and not published, by reason (every frame is counted:
         #: received = published + dropped + skipped + the one in progress).
         self.skipped: Counter[str] = Counter()
@@ -384,6 +393,7 @@ class VisionBananaNode(LifecycleNode):
 
     def _process_frame(self, msg: Any, received: float) -> None:
         c = self.config
+        taken = time.monotonic()
         try:
             rgb = colour_image(msg, c["max_input_pixels"])
             h, w = rgb.shape[:2]
@@ -408,6 +418,9 @@ class VisionBananaNode(LifecycleNode):
             self.skipped["not_configured"] += 1
             return
         start = time.monotonic()
+        self.queue_ms.add((taken - received) * 1e3)
+        self.pairing_wait_ms.add((start - taken) * 1e3)
+        self.recent_pairing_ms.append((start - taken) * 1e3)
         support, why = self._support_plane(msg.header)
         result = processor(rgb, k, depth, support)
         if result.depth_source is not None:
@@ -495,9 +508,25 @@ class VisionBananaNode(LifecycleNode):
         try:
             for sub in self._inputs:
                 sub.refresh()
+            self._check_pairing()
             self._publish_diagnostics()
         except Exception as err:  # a timer must not end the node either
             self._callback_error("diagnostics", err)
+
+    def _check_pairing(self) -> None:
+        """A problem (``pairing_slow``) while frames wait long for their camera_info and
+        depth: the usual cause is large frames sent as fragments, which the shipped Fast DDS
+        profile avoids; the wait adds to every frame's latency."""
+        recent = list(self.recent_pairing_ms)
+        if len(recent) < _PAIRING_WINDOW // 2:
+            return
+        median = float(np.median(recent))
+        if median > _PAIRING_SLOW_MS:
+            self._problem("pairing_slow", (
+                f"frames wait {median:.0f} ms (median of the last {len(recent)}) for their "
+                "camera_info and depth; large frames probably travel as fragments: export "
+                "config/fastdds_large_frames.xml as FASTRTPS_DEFAULT_PROFILES_FILE for the "
+                "camera driver and this node (README, QoS and Fast DDS)"))
 
     def diagnostic_status(self) -> tuple[int, str, dict[str, Any]]:
         """(level, message, values) of the node's /diagnostics status."""
@@ -513,8 +542,11 @@ class VisionBananaNode(LifecycleNode):
             "input_rate_hz": f"{self.in_rate.rate():.2f}",
             "output_rate_hz": f"{self.out_rate.rate():.2f}",
             **{f"latency_{q}_ms": f"{latency[q]:.1f}" for q in ("p50", "p90", "p99")},
-            "processing_p50_ms": f"{processing['p50']:.1f}",
+            **{f"processing_{q}_ms": f"{processing[q]:.1f}" for q in ("p50", "p90", "p99")},
             **{f"age_{q}_ms": f"{age[q]:.1f}" for q in ("p50", "p99", "max")},
+            **{f"{name}_{q}_ms": f"{summary[q]:.1f}" for name, summary in (
+                ("queue", self.queue_ms.summary()),
+                ("pairing_wait", self.pairing_wait_ms.summary())) for q in ("p50", "p99")},
             "frames_received": worker.submitted if worker else 0,
             "frames_processed": worker.processed if worker else 0,
             "frames_published": self.published,

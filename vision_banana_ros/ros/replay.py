@@ -38,6 +38,7 @@ from vision_banana_ros.bags.reader import (
     open_reader,
     topic_types,
 )
+from vision_banana_ros.imageconv import image_array
 from vision_banana_ros.outputs import OUTPUT_TOPICS
 from vision_banana_ros.ros.messages import message_class
 from vision_banana_ros.ros.tools import spin_until, wait_until_matched
@@ -119,34 +120,42 @@ class Player(Node):
                 return False
         return True
 
-    def play(self) -> int:
-        """Publish everything; returns the number of images sent."""
+    def play(self, restamp: bool = False) -> int:
+        """Publish everything; returns the number of images sent. ``restamp``: each frame's
+        image, camera_info and depth carry the time it is sent (a live camera), not the
+        recorded stamp."""
         colour = next(iter(self.types))  # load_frames puts the colour topic first
         images = [m for m in self.msgs if m[0] == colour]
         depths = {stamp_ns(m.header): (t, m) for t, m in self.msgs
                   if t != colour and not isinstance(m, CameraInfo)}
         period = 1.0 / self.rate_hz if self.rate_hz > 0 else 0.1
         infos = [m for m in self.msgs if isinstance(m[1], CameraInfo)]
-        info_by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): (t, m) for t, m in infos}
+        info_by_stamp = {stamp_ns(m.header): (t, m) for t, m in infos}
         latest_info = infos[0] if infos else None
-        start = time.monotonic()
+        frames = [(image, info_by_stamp.get(stamp_ns(image[1].header), latest_info),
+                   depths.get(stamp_ns(image[1].header))) for image in images]
+        first_info = frames[0][1] if frames else None
+        if first_info is not None and self.reliable:
+            # The first camera_info must be delivered before any image, or the node skips
+            # frames until the next one (readers match late under load).
+            self.pubs[first_info[0]].publish(first_info[1])
+            self.pubs[first_info[0]].wait_for_all_acked(Duration(seconds=5))
+        start = time.monotonic()  # the schedule starts at the first image
         n = 0
         for _ in range(self.loops):
-            for topic, msg in images:
-                key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-                info = info_by_stamp.get(key, latest_info)
+            for (topic, msg), info, depth in frames:
+                due = start + n * period
+                if restamp and due - time.monotonic() > 0:
+                    time.sleep(due - time.monotonic())
+                if restamp:
+                    now = self.get_clock().now().to_msg()
+                    for m in (msg, info and info[1], depth and depth[1]):
+                        if m is not None:
+                            m.header.stamp = now
                 if info is not None:
                     self.pubs[info[0]].publish(info[1])
-                    if n == 0 and self.reliable:
-                        # The first camera_info must be delivered before any image, or the
-                        # node skips frames until the next one (readers match late under load).
-                        self.pubs[info[0]].wait_for_all_acked(Duration(seconds=5))
-                if stamp_ns(msg.header) in depths:
-                    depth_topic, depth_msg = depths[stamp_ns(msg.header)]
-                    self.pubs[depth_topic].publish(depth_msg)
-                if n == 0:
-                    start = time.monotonic()  # the schedule starts at the first image
-                due = start + n * period
+                if depth is not None:
+                    self.pubs[depth[0]].publish(depth[1])
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
@@ -162,8 +171,10 @@ class Player(Node):
 class Recorder(Node):
     """Subscribes to the node's outputs and /diagnostics; keeps a compact record."""
 
-    def __init__(self, node_name: str, keep_arrays: int = 2, rgbd: bool = False) -> None:
+    def __init__(self, node_name: str, keep_arrays: int = 2, rgbd: bool = False,
+                 decode: bool = False) -> None:
         super().__init__("vision_banana_recorder")
+        self.decode = decode
         outputs = recorded_outputs(rgbd)
         self.records: dict[str, list[dict[str, Any]]] = {k: [] for k in outputs}
         self.arrays: dict[str, Any] = {}
@@ -190,6 +201,8 @@ class Recorder(Node):
         else:
             header = msg.header
         rec: dict[str, Any] = {"received": now}
+        if self.decode:
+            decode_output(msg)
         if header is not None:
             rec["stamp_ns"] = stamp_ns(header)
             rec["frame_id"] = header.frame_id
@@ -228,6 +241,25 @@ class Recorder(Node):
             np.savez(path, meta=np.frombuffer(meta.encode(), np.uint8), **self.arrays)
 
 
+def decode_output(msg: Any) -> float:
+    """What a consumer in Python does with an output: the pixels of an image and the x, y, z
+    of every point of a cloud as arrays, reduced to one number (a busy subscriber for the
+    load benchmark). Returns the mean of the finite values (0 when there are none)."""
+    if isinstance(msg, Image):
+        values = image_array(msg).astype(np.float32)
+    elif isinstance(msg, PointCloud2):
+        offsets = {f.name: f.offset for f in msg.fields}
+        dtype = np.dtype({"names": ["x", "y", "z"], "formats": [np.float32] * 3,
+                          "offsets": [offsets["x"], offsets["y"], offsets["z"]],
+                          "itemsize": msg.point_step})
+        points = np.frombuffer(msg.data, dtype, count=msg.width * msg.height)
+        values = np.stack([points["x"], points["y"], points["z"]], axis=-1)
+    else:
+        return 0.0
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else 0.0
+
+
 def load_record(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read what ``record`` saved: (meta dict, arrays)."""
     with np.load(path) as data:
@@ -248,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--depth", action="store_true",
                       help="also publish the bag's camera depth (RGB-D camera)")
     play.add_argument("--reliability", default="reliable")
+    play.add_argument("--restamp", action="store_true",
+                      help="stamp each frame with the time it is sent (a live camera)")
     rec = sub.add_parser("record")
     rec.add_argument("--node", default="/vision_banana")
     rec.add_argument("--out", type=Path, required=True)
@@ -255,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--topic", default="depth/image", help="output counted for --frames")
     rec.add_argument("--timeout", type=float, default=60.0)
     rec.add_argument("--linger", type=float, default=1.0, help="seconds to keep recording")
+    rec.add_argument("--rgbd", action="store_true", help="also the RGB-D-only outputs")
+    rec.add_argument("--decode", action="store_true",
+                     help="decode every image and cloud into arrays (a busy consumer)")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     try:
@@ -272,11 +309,11 @@ def main(argv: list[str] | None = None) -> int:
             node = Player(msgs, types, args.rate, args.loops, args.reliability)
             if not node.wait_for_subscribers():
                 print("replay play: warning: no subscriber after 20 s", file=sys.stderr)
-            n = node.play()
+            n = node.play(args.restamp)
             time.sleep(0.5)
             print(f"published {n} images")
         else:
-            node = Recorder(args.node)
+            node = Recorder(args.node, rgbd=args.rgbd, decode=args.decode)
             matched = node.wait_until_matched()
             print("recorder ready" if matched else "recorder: not every output has a "
                   "publisher yet; recording anyway", flush=True)

@@ -17,6 +17,38 @@ from rclpy.node import Node
 from vision_banana_ros.errors import VisionBananaError
 
 
+def shipped_config(name: str) -> Path | None:
+    """A file of the package's ``config/`` folder: the installed share directory's when a
+    ROS workspace is sourced, else the source tree's; None when neither has it."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory("vision_banana_ros")) / "config" / name
+        if path.exists():
+            return path
+    except (ImportError, LookupError, OSError):  # no sourced ROS workspace: the repo's copy
+        pass
+    path = Path(__file__).resolve().parents[2] / "config" / name
+    return path if path.exists() else None
+
+
+#: Environment variables that name a Fast DDS profile file (Fast DDS 2 and 3 spellings).
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def with_frame_transport(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the shipped Fast DDS profile (``config/fastdds_large_frames.xml``: frames
+    travel whole through shared memory) exported, as the launch file does, unless it already
+    names a profile. For the processes the demo, live evaluation and benchmarks start: on Fast
+    DDS's defaults a 1280x720 RGB-D frame travels as fragments, its partners come late and
+    frames are lost (README, QoS and Fast DDS)."""
+    env = dict(env)
+    profile = shipped_config("fastdds_large_frames.xml")
+    if profile is not None and not any(env.get(v) for v in PROFILE_VARIABLES):
+        env[PROFILE_VARIABLES[0]] = str(profile)
+    return env
+
+
 def node_command(image_topic: str, image_type: str, info_topic: str | None,
                  params: dict[str, Any], *, params_file: Path | None = None,
                  node_name: str | None = None, depth_topic: str | None = None) -> list[str]:
