@@ -17,7 +17,7 @@ from vision_banana_ros.codecs import decode_depth_torch
 from vision_banana_ros.model import ModelConfig, build_model, save_checkpoint
 from vision_banana_ros.model.export import export_onnx, onnx_metadata, parity
 from vision_banana_ros.runtime import BackendError
-from vision_banana_ros.runtime.calibration import batches, calibration_images, interleave
+from vision_banana_ros.runtime.calibration import batches, calibration_set, interleave
 from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey
 from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
 from vision_banana_ros.runtime.select import choose_backend, create_backend, onnx_for
@@ -213,11 +213,19 @@ def test_calibration_data_mixes_shards_and_bags_in_full_batches(tmp_path):
         for _ in range(2):
             w.write(np.full((480, 640, 3), 200, np.uint8), np.ones((480, 640)),
                     np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]))
-    images = calibration_images(interleave(frame_source(tmp_path / "shards"),
-                                           frame_source(tmp_path / "bag")), 32, 32, limit=6)
+    cfg = ModelConfig(arch="vb-tiny", input_width=32, input_height=32, pretrained=False,
+                      depth_input=True)
+    data = calibration_set(interleave(frame_source(tmp_path / "shards"),
+                                      frame_source(tmp_path / "bag")), cfg, limit=6,
+                           depth_dropout=0.0)
+    images = data.images
     assert images.shape == (6, 3, 32, 32) and images.dtype == np.float32
-    # round robin: synthetic, real, synthetic, real, synthetic, synthetic
-    np.testing.assert_allclose(images[:, 0, 0, 0], np.array([10, 200, 10, 200, 10, 10]) / 255)
+    # round robin: synthetic, real, synthetic, real, synthetic, synthetic; letterboxed as the
+    # node does it (4:3 into a square: the centre is image, the top rows padding)
+    np.testing.assert_allclose(images[:, 0, 16, 16], np.array([10, 200, 10, 200, 10, 10]) / 255)
+    assert not np.allclose(images[:, 0, 0, 0], images[:, 0, 16, 16])
+    # every frame with its camera's depth (the shards' simulated, the bag's own) as planes
+    assert data.depth.shape == (6, 2, 32, 32) and data.with_depth == 6
     assert [b.shape[0] for b in batches(images, 4)] == [4]
 
 

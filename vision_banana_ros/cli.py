@@ -152,7 +152,7 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     if args.precision == "int8":
         from vision_banana_ros.model.onnx_meta import onnx_metadata
         from vision_banana_ros.runtime.calibration import (
-            calibration_images,
+            calibration_set,
             frame_source,
             interleave,
         )
@@ -167,8 +167,9 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
         cfg = ModelConfig.from_dict(json.loads(onnx_metadata(onnx)[
             "vision_banana_ros.model_config"]))
         sources = [frame_source(path) for path in args.calibration_data]
-        calibration = calibration_images(interleave(*sources), cfg.input_width,
-                                         cfg.input_height, args.calibration_frames)
+        calibration = calibration_set(interleave(*sources), cfg, args.calibration_frames)
+        print(f"int8 calibration: {len(calibration)} frames, {calibration.with_depth} with "
+              "the camera's depth")
     backend = TensorRTBackend(onnx_for(resolve_model(args.model)), precision=args.precision,
                               max_batch=args.max_batch, max_tasks=args.max_tasks,
                               workspace_mb=args.workspace_mb, dla_core=args.dla_core,
@@ -322,8 +323,9 @@ def _add_build_engine(sub: Any) -> None:
     be.add_argument("--workspace-mb", type=int, default=2048)
     be.add_argument("--dla-core", type=int, help="DLA core on Jetson")
     be.add_argument("--calibration-data", type=Path, action="append",
-                    help="int8: a shard folder or a bag of real frames (repeatable; their "
-                         "frames are mixed evenly)")
+                    help="int8: a shard folder (its simulated sensor depth) or a bag of real "
+                         "frames (its camera depth) (repeatable; frames mixed evenly, 30 %% "
+                         "without depth, as in training)")
     be.add_argument("--calibration-frames", type=int, default=256)
     be.set_defaults(func=_cmd_build_engine)
 

@@ -49,6 +49,34 @@ def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=interp)
 
 
+def network_input(rgb: np.ndarray, k: np.ndarray | None, depth: np.ndarray | None,
+                  config: ModelConfig, use_intrinsics: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, Letterbox]:
+    """What the network gets of one frame (the node's preprocessing, also INT8 calibration's).
+
+    (H, W, 3) uint8 (and (H, W) metres of the camera's depth, NaN invalid) -> ((1, 3, h, w)
+    float32 in [0, 1], K at the network resolution, (1, 2, h, w) depth planes or None, and
+    where the frame lies in the network input (aspect kept: :mod:`vision_banana_ros.letterbox`).
+    Depth planes are made only for a model with depth input and a depth image.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
+        raise VisionBananaError(f"image must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    box = letterbox(w, h, config.input_width, config.input_height)
+    small = box.place(resize_rgb(rgb, box.width, box.height), PAD_RGB)
+    x = np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
+    x *= np.float32(1.0 / 255.0)
+    k_small = None if k is None else box.k(check_intrinsics(k))
+    planes = None
+    if depth is not None and config.depth_input:
+        if depth.shape != (h, w):
+            raise VisionBananaError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the "
+                                    f"image is {w}x{h}")
+        fx = float(k_small[0, 0]) if k_small is not None and use_intrinsics else None
+        planes = letterboxed_planes(depth, box, fx, config.canonical_focal_px)[None]
+    return x, k_small, planes, box
+
+
 class Pipeline:
     """Preprocess, infer and decode frames with one backend.
 
@@ -84,29 +112,8 @@ class Pipeline:
     def preprocess(self, rgb: np.ndarray, k: np.ndarray | None,
                    depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None,
                                                              np.ndarray | None, Letterbox]:
-        """(H, W, 3) uint8 (and (H, W) metres of the camera's depth) -> ((1, 3, h, w) float32
-        in [0, 1], K at the network resolution, (1, 2, h, w) depth planes or None, and where
-        the frame lies in the network input (aspect kept: :mod:`vision_banana_ros.letterbox`).
-
-        Depth planes are made only for a model with depth input and a depth image.
-        """
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
-            raise VisionBananaError(f"image must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
-        h, w = rgb.shape[:2]
-        cw, ch = self.config.input_width, self.config.input_height
-        box = letterbox(w, h, cw, ch)
-        small = box.place(resize_rgb(rgb, box.width, box.height), PAD_RGB)
-        x = np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
-        x *= np.float32(1.0 / 255.0)
-        k_small = None if k is None else box.k(check_intrinsics(k))
-        planes = None
-        if depth is not None and self.config.depth_input:
-            if depth.shape != (h, w):
-                raise VisionBananaError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the "
-                                        f"image is {w}x{h}")
-            fx = float(k_small[0, 0]) if k_small is not None and self.use_intrinsics else None
-            planes = letterboxed_planes(depth, box, fx, self.config.canonical_focal_px)[None]
-        return x, k_small, planes, box
+        """:func:`network_input` with this pipeline's model and intrinsics setting."""
+        return network_input(rgb, k, depth, self.config, self.use_intrinsics)
 
     def depth_scale(self, k_small: np.ndarray | None) -> float:
         """Factor from decoded canonical depth to metres."""

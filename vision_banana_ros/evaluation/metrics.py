@@ -285,6 +285,22 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def _labels(ids: np.ndarray) -> np.ndarray:
+    """Instance ids as consecutive labels 1..n (0 stays 0), in the dtype scipy's
+    ``find_objects`` takes, so that sparse ids (tracked ids, 16-bit labels) cost nothing."""
+    flat = ids.ravel()
+    if flat.size and (flat.min() < 0 or flat.max() > 1 << 24):
+        values, inverse = np.unique(flat, return_inverse=True)  # rare: huge or negative ids
+        labels = inverse.astype(np.int32) + (values[0] != 0)
+        labels[flat == 0] = 0
+        return labels.reshape(ids.shape)
+    present = np.bincount(flat.astype(np.int64)) > 0
+    present[:1] = False
+    lut = np.zeros(len(present), np.int32)
+    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
+    return lut[ids]
+
+
 def boundary_metrics(pred: np.ndarray, gt: np.ndarray,
                      fraction: float = BOUNDARY_FRACTION) -> tuple[float, float, float]:
     """(precision, recall, F) of instance outlines, matched one to one by Hungarian on
@@ -295,9 +311,11 @@ def boundary_metrics(pred: np.ndarray, gt: np.ndarray,
         fraction: tolerance as a fraction of the image diagonal (at least one pixel).
     """
     import cv2
+    from scipy.ndimage import find_objects
     from scipy.optimize import linear_sum_assignment
 
     _same_shape(pred, gt, "instances")
+    pred, gt = _labels(pred), _labels(gt)
     tol = max(1, int(np.ceil(fraction * np.hypot(*pred.shape))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tol + 1, 2 * tol + 1))
 
@@ -305,10 +323,13 @@ def boundary_metrics(pred: np.ndarray, gt: np.ndarray,
         """Per instance: (top-left corner, outline, dilated outline) in a crop around it."""
         out = []
         h, w = ids.shape
-        for i in np.unique(ids[ids > 0]):
-            ys, xs = np.nonzero(ids == i)
-            y0, x0 = max(ys.min() - tol - 1, 0), max(xs.min() - tol - 1, 0)
-            y1, x1 = min(ys.max() + tol + 2, h), min(xs.max() + tol + 2, w)
+        # Every instance's bounding box in one pass (a full-image search per instance made
+        # this the evaluator's costliest metric: 29 ms of a 640x480 frame's 160).
+        for i, box in enumerate(find_objects(ids), start=1):
+            if box is None:
+                continue
+            y0, x0 = max(box[0].start - tol - 1, 0), max(box[1].start - tol - 1, 0)
+            y1, x1 = min(box[0].stop + tol + 1, h), min(box[1].stop + tol + 1, w)
             mask = ids[y0:y1, x0:x1] == i
             edge = _outline(mask)
             # The crop's own border is not the object's outline unless the image ends there.

@@ -129,13 +129,17 @@ class EngineCache:
         sidecar = {"key": asdict(key), "engine_sha256": hashlib.sha256(engine).hexdigest(),
                    "engine_bytes": len(engine), **info}
         # Engine first, then its sidecar: a reader seeing a new sidecar finds its engine.
-        _atomic_write(engine_path, engine)
-        _atomic_write(sidecar_path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
+        write_atomically(engine_path, engine)
+        write_atomically(sidecar_path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
                       .encode())
         return engine_path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so
+    that a reader (another process building or loading) sees the old file or the new one,
+    never half of one; the folder is created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -78,16 +78,59 @@ TENSORRT_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (ap
                  "onnxruntime or torch.")
 
 
-def choose_backend(name: str, device: str = "auto") -> tuple[str, str]:
-    """Resolve ``auto``; returns (backend name, reason)."""
+#: Device files of NVIDIA's driver (desktop GPUs; Jetson's integrated GPU).
+_NVIDIA_DEVICES = ("/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/proc/driver/nvidia/version")
+
+
+def cuda_gpu() -> str | None:
+    """The name of the first visible CUDA GPU (through torch), or None. Without NVIDIA's
+    driver files torch is not imported at all (it costs a CPU-only node a second and memory)."""
+    if not any(Path(p).exists() for p in _NVIDIA_DEVICES):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def onnxruntime_has_cuda() -> bool:
+    """This onnxruntime build offers the CUDA execution provider (onnxruntime-gpu)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def choose_backend(name: str, device: str = "auto",
+                   precision: str = "fp32") -> tuple[str, str]:
+    """Resolve ``auto``; returns (backend name, reason). With a GPU and no TensorRT, ``auto``
+    runs on the GPU through ONNX Runtime's CUDA provider (fp32) or torch (fp16, or when
+    onnxruntime has no CUDA provider) rather than on the CPU."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
         return name, "requested"
     ok, why = tensorrt_available()
-    if ok and (device == "auto" or device.startswith("cuda")):
+    gpu_wanted = device == "auto" or device.startswith("cuda")
+    if ok and gpu_wanted:
         return "tensorrt", why
+    gpu = cuda_gpu() if gpu_wanted else None
+    if gpu is not None and precision == "fp32" and onnxruntime_has_cuda():
+        return "onnxruntime", f"{why}; using ONNX Runtime's CUDA provider on {gpu}"
+    if gpu is not None and precision != "int8":
+        return "torch", f"{why}; using torch on {gpu} ({precision})"
     return "onnxruntime", f"{why}; using ONNX Runtime"
+
+
+def backend_device(chosen: str, device: str) -> str:
+    """The device a non-TensorRT backend runs on: ``auto`` is ``cuda`` where a GPU is visible
+    (:func:`choose_backend` chose a GPU backend) and ``cpu`` otherwise."""
+    if device != "auto":
+        return device
+    return "cuda" if cuda_gpu() is not None and (chosen == "torch" or onnxruntime_has_cuda()) \
+        else "cpu"
 
 
 def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
@@ -99,7 +142,7 @@ def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; choose one of "
                            f"{', '.join(PRECISIONS)}")
-    chosen, why = choose_backend(name, device)
+    chosen, why = choose_backend(name, device, precision)
     if name == "auto":
         say(f"backend auto -> {chosen}: {why}")
     model_path = resolve_model(model)
@@ -113,7 +156,10 @@ def create_backend(name: str, model: str | Path | None, *, device: str = "auto",
                                log=say, **options)
     if precision == "int8":
         raise BackendError("int8 needs the tensorrt backend")
-    dev = "cpu" if device == "auto" else device
+    dev = backend_device(chosen, device)
+    if precision == "fp16" and not dev.startswith("cuda"):
+        raise BackendError(f"precision fp16 needs a GPU (TensorRT, or torch on CUDA), and "
+                           f"backend {chosen} runs on {dev} here: use fp32")
     if chosen == "onnxruntime":
         from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
 

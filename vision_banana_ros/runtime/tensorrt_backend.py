@@ -35,7 +35,13 @@ from vision_banana_ros.runtime.base import (
     check_inputs,
     depth_planes_for,
 )
-from vision_banana_ros.runtime.engine_cache import EngineCache, EngineKey, cache_dir
+from vision_banana_ros.runtime.calibration import CalibrationSet
+from vision_banana_ros.runtime.engine_cache import (
+    EngineCache,
+    EngineKey,
+    cache_dir,
+    write_atomically,
+)
 
 
 def cuda_device(torch: Any, device: str) -> Any:
@@ -55,33 +61,37 @@ def cuda_device(torch: Any, device: str) -> Any:
     return torch.device("cuda", index)
 
 
-def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
-                     cache_file: Path) -> Any:
-    """An IInt8EntropyCalibrator2 over preprocessed (N, 3, H, W) images, all tasks at once."""
+def _make_calibrator(trt: Any, data: CalibrationSet, batch: int, tasks: int,
+                     cache_file: Path, device: Any) -> Any:
+    """An IInt8EntropyCalibrator2 over a :class:`~.calibration.CalibrationSet`, all tasks at
+    once: colour and, for a model with depth input, the frames' depth planes (zeros for the
+    frames that run without depth, as in training)."""
     import torch
-
-    from vision_banana_ros.runtime.calibration import batches
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = batches(images, batch)
-            self.device_input = torch.empty((batch, *images.shape[1:]), dtype=torch.float32,
-                                            device="cuda")
-            self.task_ids = torch.arange(tasks, dtype=torch.int64, device="cuda")
-            # Calibration frames are colour only: the depth planes say "no depth".
-            self.depth = torch.zeros((batch, 2, *images.shape[2:]), dtype=torch.float32,
-                                     device="cuda")
+            self.batches = data.batches(batch)
+            h, w = data.images.shape[2:]
+            self.device_input = torch.empty((batch, 3, h, w), dtype=torch.float32,
+                                            device=device)
+            self.task_ids = torch.arange(tasks, dtype=torch.int64, device=device)
+            self.depth = torch.zeros((batch, 2, h, w), dtype=torch.float32, device=device)
 
         def get_batch_size(self) -> int:
             return batch
 
         def get_batch(self, names: list[str]) -> list[int] | None:
             try:
-                host = next(self.batches)
+                images, depth = next(self.batches)
             except StopIteration:
                 return None
-            self.device_input.copy_(torch.from_numpy(host))
+            self.device_input.copy_(torch.from_numpy(images))
+            if depth is None:
+                self.depth.zero_()
+            else:
+                self.depth.copy_(torch.from_numpy(depth))
+            torch.cuda.synchronize(device)  # TensorRT reads these on its own stream
             ptrs = {"image": self.device_input.data_ptr(), "task_ids": self.task_ids.data_ptr(),
                     "depth": self.depth.data_ptr()}
             return [ptrs[n] for n in names]
@@ -90,8 +100,7 @@ def _make_calibrator(trt: Any, images: np.ndarray, batch: int, tasks: int,
             return cache_file.read_bytes() if cache_file.exists() else None
 
         def write_calibration_cache(self, cache: bytes) -> None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_bytes(bytes(cache))
+            write_atomically(cache_file, bytes(cache))
 
     return EntropyCalibrator()
 
@@ -117,6 +126,33 @@ def check_tensorrt_version(version: str, precision: str) -> None:
                            "TensorRT 10.x (pip install 'tensorrt>=10,<11'), or use fp32")
 
 
+def _check_dla(precision: str, max_batch: int, dla_core: int, cores: int) -> None:
+    """What DLA can run, checked before a build that would silently put everything on the
+    GPU (DLA runs fp16 and int8 layers of static shapes only).
+
+    Raises:
+        BackendError: naming the setting to change.
+    """
+    if cores == 0:
+        raise BackendError(f"dla_core {dla_core} requested but this GPU has no DLA (Jetson "
+                           "AGX/NX Orin and Xavier have them)")
+    if not 0 <= dla_core < cores:
+        raise BackendError(f"dla_core {dla_core} requested but this device has {cores} DLA "
+                           f"core(s): 0 to {cores - 1}")
+    if precision == "fp32":
+        raise BackendError("DLA runs fp16 and int8 layers only (fp32 would run every layer "
+                           "on the GPU): use precision fp16 or int8 with dla_core")
+    if max_batch != 1:
+        raise BackendError(f"DLA runs static shapes only: max_batch must be 1 with dla_core, "
+                           f"got {max_batch}")
+
+
+def timing_cache_path(folder: Path, key: EngineKey) -> Path:
+    """The builder's timing cache for the GPU and TensorRT version of ``key``."""
+    gpu = "".join(c if c.isalnum() else "_" for c in key.gpu_name)
+    return folder / f"timing-{gpu}-{key.compute_capability}-trt{key.tensorrt_version}.cache"
+
+
 class TensorRTBackend:
     """Runs a plain ONNX graph through a (cached) TensorRT engine.
 
@@ -127,7 +163,7 @@ class TensorRTBackend:
         max_tasks: largest number of tasks per call.
         workspace_mb: builder workspace limit.
         dla_core: DLA core on Jetson (GPU fallback allowed), None for the GPU.
-        calibration: (N, 3, H, W) float32 frames for INT8 (see :mod:`.calibration`).
+        calibration: INT8 calibration frames (:class:`~.calibration.CalibrationSet`).
         cache: engine cache folder (default: the runtime cache).
         device: ``auto``, ``cuda`` (the current device) or ``cuda:N``; the engine, its
             buffers and its stream live there.
@@ -138,7 +174,7 @@ class TensorRTBackend:
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp16", max_batch: int = 1,
                  max_tasks: int = 4, workspace_mb: int = 2048, dla_core: int | None = None,
-                 calibration: np.ndarray | None = None, cache: Path | None = None,
+                 calibration: CalibrationSet | None = None, cache: Path | None = None,
                  device: str = "auto", log: Callable[[str], Any] = print) -> None:
         import tensorrt as trt
         import torch
@@ -155,15 +191,13 @@ class TensorRTBackend:
         self.device, self.precision = str(self.cuda), precision
         self.logger = trt.Logger(trt.Logger.WARNING)
         props = torch.cuda.get_device_properties(self.cuda)
-        from vision_banana_ros.runtime.calibration import digest
-
         self.key = EngineKey(
             onnx_sha256=file_sha256(onnx_path), tensorrt_version=trt.__version__,
             gpu_name=props.name, compute_capability=f"{props.major}.{props.minor}",
             precision=precision, min_batch=1, opt_batch=1, max_batch=max_batch,
             max_tasks=max_tasks, input_height=self.config.input_height,
             input_width=self.config.input_width, dla_core=dla_core,
-            calibration_sha256=digest(calibration) if calibration is not None else None,
+            calibration_sha256=calibration.digest() if calibration is not None else None,
             depth_input=self.config.depth_input)
         self.cache = EngineCache(cache or cache_dir())
         if precision == "int8" and calibration is None:
@@ -181,7 +215,7 @@ class TensorRTBackend:
         self.max_batch, self.max_tasks = max_batch, max_tasks
 
     def _load(self, onnx_path: Path, precision: str, max_batch: int, max_tasks: int,
-              workspace_mb: int, dla_core: int | None, calibration: np.ndarray | None,
+              workspace_mb: int, dla_core: int | None, calibration: CalibrationSet | None,
               gpu_name: str) -> None:
         """The cached engine for this key, or a new one built and cached; its context and
         stream."""
@@ -189,6 +223,8 @@ class TensorRTBackend:
         found = self.cache.lookup(self.key)
         engine = None
         runtime = trt.Runtime(self.logger)
+        if dla_core is not None:
+            runtime.DLA_core = dla_core  # the engine's DLA layers run on this core
         if found.engine is not None:
             engine = runtime.deserialize_cuda_engine(found.engine)
             if engine is None:
@@ -206,14 +242,17 @@ class TensorRTBackend:
                 raise BackendError("TensorRT could not deserialize the engine it just built")
         self.engine_path = found.path
         self.engine = engine
+        self._check_io(engine)
         self.context = engine.create_execution_context()
         self.stream = torch.cuda.Stream(device=self.cuda)
 
     def _build(self, onnx_path: Path, precision: str, max_batch: int, max_tasks: int,
                workspace_mb: int, dla_core: int | None,
-               calibration: np.ndarray | None) -> bytes:
+               calibration: CalibrationSet | None) -> bytes:
         trt = self.trt
         builder = trt.Builder(self.logger)
+        if dla_core is not None:
+            _check_dla(precision, max_batch, dla_core, int(builder.num_DLA_cores))
         network = builder.create_network(0)  # TensorRT 10: networks are always explicit batch
         parser = trt.OnnxParser(network, self.logger)
         if not parser.parse_from_file(str(onnx_path)):
@@ -223,15 +262,25 @@ class TensorRTBackend:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
         h, w = self.config.input_height, self.config.input_width
         profile = builder.create_optimization_profile()
-        profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (max_batch, 3, h, w))
-        profile.set_shape("task_ids", (1,), (min(2, max_tasks),), (max_tasks,))
+        if dla_core is None:
+            profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (max_batch, 3, h, w))
+            profile.set_shape("task_ids", (1,), (min(2, max_tasks),), (max_tasks,))
+        else:  # DLA runs static shapes only: a dynamic profile puts every layer on the GPU
+            profile.set_shape("image", (1, 3, h, w), (1, 3, h, w), (1, 3, h, w))
+            profile.set_shape("task_ids", (max_tasks,), (max_tasks,), (max_tasks,))
         if self.config.depth_input:
-            profile.set_shape("depth", (1, 2, h, w), (1, 2, h, w), (max_batch, 2, h, w))
+            batch = max_batch if dla_core is None else 1
+            profile.set_shape("depth", (1, 2, h, w), (1, 2, h, w), (batch, 2, h, w))
         config.add_optimization_profile(profile)
-        timing_path = self.cache.folder.parent / "timing.cache"
+        # One timing cache per GPU and TensorRT version (another's timings do not apply).
+        timing_path = timing_cache_path(self.cache.folder.parent, self.key)
         timing = config.create_timing_cache(timing_path.read_bytes()
                                             if timing_path.exists() else b"")
-        config.set_timing_cache(timing, ignore_mismatch=False)
+        if not config.set_timing_cache(timing, ignore_mismatch=False):
+            self.log(f"timing cache {timing_path} was not attached (written by another GPU or "
+                     "TensorRT?); building without its timings")
+        if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: no 10-bit mantissas
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
         if precision == "int8":
@@ -245,7 +294,7 @@ class TensorRTBackend:
             config.set_calibration_profile(calib_profile)
             config.int8_calibrator = _make_calibrator(
                 trt, calibration, 1, n_tasks,
-                self.cache.folder.parent / f"{self.key.digest()}.calib")
+                self.cache.folder.parent / f"{self.key.digest()}.calib", self.cuda)
         if dla_core is not None:
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = dla_core
@@ -253,9 +302,32 @@ class TensorRTBackend:
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise BackendError(f"TensorRT failed to build an engine from {onnx_path}")
-        timing_path.parent.mkdir(parents=True, exist_ok=True)
-        timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+        write_atomically(timing_path, bytes(config.get_timing_cache().serialize()))
         return bytes(serialized)
+
+    def _check_io(self, engine: Any) -> None:
+        """The engine's inputs and outputs are the graph's, with the dtypes this backend's
+        buffers have (a foreign or mis-exported engine would be read as garbage).
+
+        Raises:
+            BackendError: naming the tensor and what was expected.
+        """
+        trt = self.trt
+        want = {"image": trt.DataType.FLOAT, "task_ids": trt.DataType.INT64,
+                "paintings": trt.DataType.FLOAT}
+        if self.config.depth_input:
+            want["depth"] = trt.DataType.FLOAT
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        if sorted(names) != sorted(want):
+            raise BackendError(f"the engine's tensors are {sorted(names)}, expected "
+                               f"{sorted(want)}: rebuild it from this model's ONNX graph")
+        for name, dtype in want.items():
+            if engine.get_tensor_dtype(name) != dtype:
+                raise BackendError(f"engine tensor {name} is {engine.get_tensor_dtype(name)}, "
+                                   f"expected {dtype}")
+        # The task count of a static (DLA) profile, else None.
+        lo, _, hi = engine.get_tensor_profile_shape("task_ids", 0)
+        self.static_tasks = int(hi[0]) if tuple(lo) == tuple(hi) else None
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         trt = self.trt
@@ -310,12 +382,18 @@ class TensorRTBackend:
                 else:
                     bufs["depth"].copy_(depth, non_blocking=True)
             for name in ("image", "task_ids", "depth"):
-                if name in bufs:
-                    self.context.set_input_shape(name, tuple(bufs[name].shape))
+                if name in bufs and not self.context.set_input_shape(
+                        name, tuple(bufs[name].shape)):
+                    raise BackendError(f"TensorRT refused input {name} of shape "
+                                       f"{tuple(bufs[name].shape)} (outside the engine's "
+                                       "optimisation profile)")
             for name, tensor in bufs.items():
-                self.context.set_tensor_address(name, tensor.data_ptr())
+                if not self.context.set_tensor_address(name, tensor.data_ptr()):
+                    raise BackendError(f"TensorRT refused the address of tensor {name}")
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise BackendError("TensorRT execution failed")
+        # The caller's stream waits for the engine: what it reads next is the finished output.
+        self.torch.cuda.current_stream(self.cuda).wait_stream(stream)
         return bufs["paintings"]
 
     def run(self, images: np.ndarray, task_ids: np.ndarray,
@@ -324,6 +402,14 @@ class TensorRTBackend:
                      len(self.config.tasks))
         torch = self.torch
         planes = depth_planes_for(self.config, images, depth)
+        wanted = len(task_ids)
+        if self.static_tasks is not None and wanted != self.static_tasks:
+            if wanted > self.static_tasks:
+                raise BackendError(f"this static (DLA) engine runs {self.static_tasks} tasks "
+                                   f"per call, not {wanted}")
+            # A static engine runs its task count: repeat the last task, drop its outputs.
+            task_ids = np.concatenate([task_ids, np.repeat(task_ids[-1:],
+                                                           self.static_tasks - wanted)])
         with torch.cuda.stream(self.stream):  # uploads on the engine's stream, in order
             dev_images = torch.from_numpy(images).pin_memory().to(self.cuda, non_blocking=True)
             dev_ids = torch.from_numpy(task_ids.astype(np.int64)).to(self.cuda)
@@ -331,7 +417,7 @@ class TensorRTBackend:
                 self.cuda, non_blocking=True)
             out = self.run_tensor(dev_images, dev_ids, dev_depth)
             host = out.to("cpu", non_blocking=False)
-        return host.numpy()
+        return host.numpy()[:, :wanted]
 
     def close(self) -> None:
         self._buffers.clear()

@@ -82,23 +82,26 @@ class TorchBackend:
             if static_depth is not None:
                 static_depth.copy_(depth)
             graph.replay()
-            return static_out.float()
+            # A copy: the next replay overwrites static_out (.float() of fp32 is no copy).
+            return static_out.float() if static_out.dtype != torch.float32 \
+                else static_out.clone()
 
     def _capture(self, images: Any, task_ids: Any, depth: Any) -> tuple:
         """A CUDA graph of the model for these input shapes, with its static tensors."""
         torch = self.torch
-        static_in = images.to(self._dtype).clone()
-        static_ids = task_ids.clone()
-        static_depth = None if depth is None else depth.to(self._dtype).clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                self.model(static_in, static_ids, static_depth)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = self.model(static_in, static_ids, static_depth)
+        with torch.cuda.device(self.device):  # cuda:N: capture on that device, not the current
+            static_in = images.to(self._dtype).clone()
+            static_ids = task_ids.clone()
+            static_depth = None if depth is None else depth.to(self._dtype).clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(3):
+                    self.model(static_in, static_ids, static_depth)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.model(static_in, static_ids, static_depth)
         return graph, static_in, static_ids, static_depth, static_out
 
     def run(self, images: np.ndarray, task_ids: np.ndarray,
