@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from vision_banana_ros import node_config  # noqa: E402
 from vision_banana_ros.bags.reader import (  # noqa: E402
     detect_topics,
-    iter_raw,
+    iter_stamped,
     open_reader,
     topic_types,
 )
@@ -33,7 +33,6 @@ from vision_banana_ros.imageconv import image_array  # noqa: E402
 from vision_banana_ros.intake import colour_image, intrinsics, sensor_depth  # noqa: E402
 from vision_banana_ros.processing import make_processor  # noqa: E402
 from vision_banana_ros.runtime.select import create_backend  # noqa: E402
-from vision_banana_ros.sync import stamp_ns  # noqa: E402
 from vision_banana_ros.visualize import instance_colours, mosaic  # noqa: E402
 
 
@@ -46,10 +45,7 @@ def bag_frame(bag: Path, index: int) -> dict[str, np.ndarray]:
         roles = {t.image: "rgb", t.camera_info: "info", t.sensor_depth or t.depth: "depth",
                  t.instances: "gt"}
         roles.pop(None, None)
-        frames: dict[int, dict] = {}
-        for topic, _, raw, mtype in iter_raw(reader, list(roles)):
-            msg = reader.deserialize(raw, mtype)
-            frames.setdefault(stamp_ns(msg.header), {})[roles[topic]] = msg
+        frames = dict(iter_stamped(reader, roles))
     finally:
         reader.close()
     msgs = frames[sorted(frames)[index]]

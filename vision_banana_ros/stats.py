@@ -67,6 +67,11 @@ class Percentiles:
             values = list(self._values)
         return latency_summary(values)
 
+    def recent(self, n: int) -> list[float]:
+        """The last ``n`` samples (fewer while fewer came), oldest first."""
+        with self._lock:
+            return list(self._values)[-n:]
+
 
 class ProblemCounter:
     """Counts of problems by kind: totals since start, and within the last ``window_s``

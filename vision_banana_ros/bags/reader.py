@@ -104,3 +104,22 @@ def iter_raw(reader: Any, topics: list[str]) -> Iterator[tuple[str, int, bytes, 
     conns = [c for c in reader.connections if c.topic in topics]
     for conn, t, raw in reader.messages(connections=conns):
         yield conn.topic, t, raw, conn.msgtype
+
+
+def iter_stamped(reader: Any, roles: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Messages of the topics in ``roles`` (topic -> role) grouped by header stamp:
+    (stamp ns, {role: deserialized message}), streaming in bag order. A stamp is given as soon
+    as every role has its message; the stamps still missing one come at the end, in stamp
+    order (a frame without ground truth, a bag cut short)."""
+    from vision_banana_ros.sync import stamp_ns
+
+    pending: dict[int, dict[str, Any]] = {}
+    for topic, _, raw, mtype in iter_raw(reader, list(roles)):
+        msg = reader.deserialize(raw, mtype)
+        stamp = stamp_ns(msg.header)
+        group = pending.setdefault(stamp, {})
+        group[roles[topic]] = msg
+        if len(group) == len(roles):
+            yield stamp, pending.pop(stamp)
+    for stamp in sorted(pending):
+        yield stamp, pending[stamp]

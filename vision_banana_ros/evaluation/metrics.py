@@ -286,15 +286,9 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def _labels(ids: np.ndarray) -> np.ndarray:
-    """Instance ids as consecutive labels 1..n (0 stays 0), in the dtype scipy's
+    """Non-negative instance ids as consecutive labels 1..n (0 stays 0), in the dtype scipy's
     ``find_objects`` takes, so that sparse ids (tracked ids, 16-bit labels) cost nothing."""
-    flat = ids.ravel()
-    if flat.size and (flat.min() < 0 or flat.max() > 1 << 24):
-        values, inverse = np.unique(flat, return_inverse=True)  # rare: huge or negative ids
-        labels = inverse.astype(np.int32) + (values[0] != 0)
-        labels[flat == 0] = 0
-        return labels.reshape(ids.shape)
-    present = np.bincount(flat.astype(np.int64)) > 0
+    present = np.bincount(ids.ravel().astype(np.int64)) > 0
     present[:1] = False
     lut = np.zeros(len(present), np.int32)
     lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)

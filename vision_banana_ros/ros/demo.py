@@ -74,29 +74,31 @@ def _render_bag(out: Path, frames: int, renderer: str = "auto") -> tuple[Path, s
 
 def _inputs(bag: Path) -> dict[int, dict[str, np.ndarray]]:
     """stamp -> colour image and, where the bag has them, ground-truth depth and instances."""
-    from vision_banana_ros.bags.reader import detect_topics, iter_raw, open_reader, topic_types
+    from vision_banana_ros.bags.reader import (
+        detect_topics,
+        iter_stamped,
+        open_reader,
+        topic_types,
+    )
     from vision_banana_ros.imageconv import depth_to_metres, image_array
     from vision_banana_ros.intake import colour_image
-    from vision_banana_ros.sync import stamp_ns
+
+    def value(role: str, msg: Any) -> np.ndarray:
+        return (colour_image(msg, 1 << 40) if role == "rgb" else depth_to_metres(msg)
+                if role in ("gt_depth", "camera_depth")
+                else np.asarray(msg.k, np.float64).reshape(3, 3) if role == "k"
+                else np.asarray(image_array(msg), np.int64))
 
     reader = open_reader(bag)
-    frames: dict[int, dict[str, np.ndarray]] = {}
     try:
         topics = detect_topics(topic_types(reader))
         roles = {topics.image: "rgb", topics.depth: "gt_depth", topics.instances: "gt_ids",
                  topics.sensor_depth: "camera_depth", topics.camera_info: "k"}
         roles.pop(None, None)
-        for topic, _, raw, mtype in iter_raw(reader, list(roles)):
-            msg = reader.deserialize(raw, mtype)
-            role = roles[topic]
-            value = (colour_image(msg, 1 << 40) if role == "rgb" else depth_to_metres(msg)
-                     if role in ("gt_depth", "camera_depth")
-                     else np.asarray(msg.k, np.float64).reshape(3, 3) if role == "k"
-                     else np.asarray(image_array(msg), np.int64))
-            frames.setdefault(stamp_ns(msg.header), {})[role] = value
+        return {stamp: {role: value(role, msg) for role, msg in msgs.items()}
+                for stamp, msgs in iter_stamped(reader, roles)}
     finally:
         reader.close()
-    return frames
 
 
 def _record(out: Path, bag: Path, rate_hz: float, params: dict[str, Any],

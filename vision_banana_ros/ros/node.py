@@ -99,7 +99,6 @@ class VisionBananaNode(LifecycleNode):
         #: Where the latency goes: receive to the worker taking the frame, then the wait
         #: for its camera_info and depth (processing_ms is the rest).
         self.queue_ms, self.pairing_wait_ms = Percentiles(), Percentiles()
-        self.recent_pairing_ms: deque[float] = deque(maxlen=_PAIRING_WINDOW)
         #: Frames taken by the worker and not published, by reason (every frame is counted:
         #: received = published + dropped + skipped + the one in progress).
         self.skipped: Counter[str] = Counter()
@@ -420,7 +419,6 @@ class VisionBananaNode(LifecycleNode):
         start = time.monotonic()
         self.queue_ms.add((taken - received) * 1e3)
         self.pairing_wait_ms.add((start - taken) * 1e3)
-        self.recent_pairing_ms.append((start - taken) * 1e3)
         support, why = self._support_plane(msg.header)
         result = processor(rgb, k, depth, support)
         if result.depth_source is not None:
@@ -517,7 +515,7 @@ class VisionBananaNode(LifecycleNode):
         """A problem (``pairing_slow``) while frames wait long for their camera_info and
         depth: the usual cause is large frames sent as fragments, which the shipped Fast DDS
         profile avoids; the wait adds to every frame's latency."""
-        recent = list(self.recent_pairing_ms)
+        recent = self.pairing_wait_ms.recent(_PAIRING_WINDOW)
         if len(recent) < _PAIRING_WINDOW // 2:
             return
         median = float(np.median(recent))

@@ -38,6 +38,7 @@ from vision_banana_ros.bags.reader import (
     open_reader,
     topic_types,
 )
+from vision_banana_ros.geometry.pointcloud import unpack_xyz
 from vision_banana_ros.imageconv import image_array
 from vision_banana_ros.outputs import OUTPUT_TOPICS
 from vision_banana_ros.ros.messages import message_class
@@ -248,12 +249,7 @@ def decode_output(msg: Any) -> float:
     if isinstance(msg, Image):
         values = image_array(msg).astype(np.float32)
     elif isinstance(msg, PointCloud2):
-        offsets = {f.name: f.offset for f in msg.fields}
-        dtype = np.dtype({"names": ["x", "y", "z"], "formats": [np.float32] * 3,
-                          "offsets": [offsets["x"], offsets["y"], offsets["z"]],
-                          "itemsize": msg.point_step})
-        points = np.frombuffer(msg.data, dtype, count=msg.width * msg.height)
-        values = np.stack([points["x"], points["y"], points["z"]], axis=-1)
+        values = unpack_xyz(msg.data, msg.width * msg.height)
     else:
         return 0.0
     finite = values[np.isfinite(values)]

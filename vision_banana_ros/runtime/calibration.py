@@ -115,6 +115,7 @@ def bag_frames(bag: Path) -> Iterator[CameraFrame]:
         BagError,
         detect_topics,
         iter_raw,
+        iter_stamped,
         open_reader,
         topic_types,
     )
@@ -131,21 +132,15 @@ def bag_frames(bag: Path) -> Iterator[CameraFrame]:
             reader.deserialize(raw, mtype)
             for _, _, raw, mtype in iter_raw(reader, [topics.camera_info]))} \
             if topics.camera_info else {}
-        pending: dict[int, dict[str, Any]] = {}
-        for topic, _, raw, mtype in iter_raw(reader, [t for t in (topics.image, depth_topic)
-                                                     if t]):
-            msg = reader.deserialize(raw, mtype)
-            parts = pending.setdefault(stamp_ns(msg.header), {})
-            parts["image" if topic == topics.image else "depth"] = msg
-            if "image" not in parts or (depth_topic and "depth" not in parts):
+        roles = {topics.image: "image", **({depth_topic: "depth"} if depth_topic else {})}
+        for stamp, msgs in iter_stamped(reader, roles):
+            if "image" not in msgs:
                 continue
-            stamp = stamp_ns(msg.header)
-            del pending[stamp]
-            rgb = colour_image(parts["image"], 1 << 40)
+            rgb = colour_image(msgs["image"], 1 << 40)
             h, w = rgb.shape[:2]
             try:
                 k = intrinsics(infos[stamp], w, h) if stamp in infos else None
-                depth = sensor_depth(parts["depth"], w, h) if "depth" in parts else None
+                depth = sensor_depth(msgs["depth"], w, h) if "depth" in msgs else None
             except InputProblem:
                 k, depth = None, None
             yield rgb, k, depth
