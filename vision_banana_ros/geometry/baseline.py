@@ -11,6 +11,7 @@ import numpy as np
 
 from vision_banana_ros.geometry.camera import backproject
 from vision_banana_ros.geometry.clusters import euclidean_clusters, sample_stride, spread_ids
+from vision_banana_ros.geometry.objects import fit_support_plane
 
 #: Points the support plane's RANSAC reads at most.
 _RANSAC_SAMPLES = 4000
@@ -47,8 +48,6 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | N
     Returns:
         (H, W) uint16 ids, 0 = no object, numbered by decreasing size.
     """
-    import open3d as o3d
-
     h, w = depth.shape
     stride = stride if stride is not None else max(2, sample_stride((h, w)))
     sub = np.asarray(depth, np.float32)[::stride, ::stride]
@@ -64,11 +63,10 @@ def plane_cluster_instances(depth: np.ndarray, k: np.ndarray, *, stride: int | N
     # RANSAC on a seeded subsample (a plane needs few points); inliers are then all points
     # within the tolerance.
     sample = p[rng.choice(len(p), min(len(p), _RANSAC_SAMPLES), replace=False)]
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample.astype(np.float64)))
-    plane, _ = cloud.segment_plane(plane_tol_m, 3, 200)
-    normal, offset = np.asarray(plane[:3]), float(plane[3])
-    if offset < 0:  # orient the normal towards the camera (at the origin)
-        normal, offset = -normal, -offset
+    plane = fit_support_plane(sample, plane_tol_m, 200, seed=0)
+    if plane is None:
+        return np.zeros((h, w), np.uint16)
+    normal, offset = plane.normal, plane.offset  # the camera (origin) on its positive side
     height = p @ normal + offset
     # The support's extent: objects project inside the convex hull of the plane's inliers.
     basis = np.linalg.svd(np.eye(3) - np.outer(normal, normal))[0][:, :2]

@@ -64,24 +64,47 @@ def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
     return {int(v): order[a:b] for v, a, b in zip(values, starts, ends, strict=True)}
 
 
+def least_squares_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares plane of (N >= 3, 3) points: (unit normal, offset) with the origin (the
+    camera) on its positive side, n . p + d = 0."""
+    centre = points.mean(0)
+    normal = np.linalg.svd(points - centre, full_matrices=False)[2][2]
+    offset = -float(normal @ centre)
+    if offset < 0:
+        normal, offset = -normal, -offset
+    return normal, offset
+
+
 def fit_support_plane(points: np.ndarray, distance_m: float = 0.01, iterations: int = 200,
                       seed: int = 0) -> Plane | None:
-    """RANSAC plane through (N, 3) points (typically the non-object points); None if < 3."""
-    import open3d as o3d
+    """RANSAC plane through (N, 3) points in metres (typically the non-object points, a few
+    thousand: every hypothesis reads all of them), refined by least squares on its inliers.
 
-    if len(points) < 3:
+    Hypotheses are ``iterations`` random point triples from a numpy generator seeded with
+    ``seed``: the same points give the same plane in every run and process (open3d's parallel
+    ``segment_plane`` did not, even seeded: the evaluator's baseline changed between runs).
+    None with fewer than 3 points or only degenerate triples.
+    """
+    pts = np.asarray(points, np.float64)
+    if len(pts) < 3:
         return None
-    o3d.utility.random.seed(seed)
-    model, inliers = _cloud(points).segment_plane(distance_threshold=distance_m, ransac_n=3,
-                                                  num_iterations=iterations)
-    normal = np.asarray(model[:3], dtype=np.float64)
-    norm = np.linalg.norm(normal)
-    if norm == 0:
+    tri = pts[np.random.default_rng(seed).integers(0, len(pts), (iterations, 3))]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    norm = np.linalg.norm(normals, axis=1)
+    usable = norm > 1e-12
+    if not usable.any():
         return None
-    normal, offset = normal / norm, float(model[3]) / norm
+    normals = normals[usable] / norm[usable, None]
+    offsets = -np.einsum("hc,hc->h", normals, tri[usable, 0])
+    best = int(np.argmax((np.abs(pts @ normals.T + offsets) <= distance_m).sum(0)))
+    inliers = np.abs(pts @ normals[best] + offsets[best]) <= distance_m
+    normal, offset = normals[best], float(offsets[best])
+    if inliers.sum() >= 3:
+        normal, offset = least_squares_plane(pts[inliers])
     if offset < 0:  # the camera (origin) is on the positive side: n . 0 + d > 0
         normal, offset = -normal, -offset
-    return Plane(normal=normal, offset=offset, inliers=len(inliers))
+    count = int((np.abs(pts @ normal + offset) <= distance_m).sum())
+    return Plane(normal=normal, offset=offset, inliers=count)
 
 
 def object_geometries(points: np.ndarray, instances: np.ndarray, *, voxel_m: float = 0.0,

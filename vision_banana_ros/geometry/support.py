@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision_banana_ros.geometry.camera import _pixel_rays
-from vision_banana_ros.geometry.objects import Plane
+from vision_banana_ros.geometry.objects import Plane, least_squares_plane
 
 #: Points the RANSAC reads at most, and single-point hypotheses per plane (a hypothesis is a
 #: point and its smoothed normal: one sample suffices, so few are needed).
@@ -130,16 +130,6 @@ def make_grid(depth: np.ndarray, k: np.ndarray, stride: int, *, normal_window: i
     return Grid(stride=stride, xyz=xyz, normals=n, valid=valid, k=ks)
 
 
-def _plane_of(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares plane (unit normal facing the origin's side, offset) of (N, 3) points."""
-    centre = points.mean(0)
-    normal = np.linalg.svd(points - centre, full_matrices=False)[2][2]
-    offset = -float(normal @ centre)
-    if offset < 0:
-        normal, offset = -normal, -offset
-    return normal, offset
-
-
 def ransac_planes(points: np.ndarray, normals: np.ndarray, tol_m: float, *,
                   max_planes: int = 4, min_fraction: float = 0.06,
                   rng: np.random.Generator | None = None) -> list[Plane]:
@@ -172,7 +162,7 @@ def ransac_planes(points: np.ndarray, normals: np.ndarray, tol_m: float, *,
         inliers = np.abs(points @ hyp_n[best] + hyp_d[best]) <= tol_m
         if inliers.sum() < 3:
             break
-        normal, offset = _plane_of(points[inliers].astype(np.float64))
+        normal, offset = least_squares_plane(points[inliers].astype(np.float64))
         inliers = np.abs(points @ normal + offset) <= tol_m
         if inliers.sum() < min_fraction * total:
             break
