@@ -285,9 +285,17 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+#: Largest id searched as it is: scipy's ``find_objects`` lists every label up to the largest.
+_DIRECT_LABELS = 1024
+
+
 def _labels(ids: np.ndarray) -> np.ndarray:
-    """Non-negative instance ids as consecutive labels 1..n (0 stays 0), in the dtype scipy's
-    ``find_objects`` takes, so that sparse ids (tracked ids, 16-bit labels) cost nothing."""
+    """Non-negative instance ids as labels scipy's ``find_objects`` takes cheaply: the ids
+    themselves when the largest is small (the usual case: no pass over the image), else
+    consecutive labels 1..n (0 stays 0), so that sparse ids (tracked ids, 16-bit labels) cost
+    nothing."""
+    if ids.dtype.kind in "ui" and int(ids.max(initial=0)) <= _DIRECT_LABELS:
+        return ids
     present = np.bincount(ids.ravel().astype(np.int64)) > 0
     present[:1] = False
     lut = np.zeros(len(present), np.int32)
