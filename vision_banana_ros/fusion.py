@@ -127,23 +127,19 @@ def _held_out_blocks(support: np.ndarray, seed: int = 0) -> np.ndarray:
     return support & np.kron(pick, np.ones((block, block), bool))[:h, :w]
 
 
-def _shape_preference(model: np.ndarray, sensor: np.ndarray,
-                      support: np.ndarray) -> np.ndarray:
+def _shape_preference(first: np.ndarray, model: np.ndarray, sensor: np.ndarray,
+                      held: np.ndarray) -> np.ndarray:
     """Where the model's shape fills a hole better than interpolating the camera's depth,
-    checked on the camera's own pixels: blocks of ``support`` are held out
-    (:func:`_held_out_blocks`), both completions made from the rest, and the one nearer the
-    held-out depth (relative error, clipped at 1) wins around each block, the difference
-    spread over the frame. (h, w) float32 on the spread grid: 1 the model's shape, 0
-    interpolation (1 everywhere when too few pixels are left to check)."""
-    held = _held_out_blocks(support)
-    train = support & ~held
-    grid = (max(1, support.shape[0] // 4), max(1, support.shape[1] // 4))
-    if held.sum() < 16 or train.sum() < 16:
-        return np.ones(grid, np.float32)
-    fit = _to_full(_affine_fit(model, sensor, train), support.shape)
+    checked on the camera's own pixels: ``first`` is the fit ((H, W, 3) a, b, i at the
+    pixels of ``model``) made without the ``held`` pixels; at each of them the completion
+    nearer the camera's depth (relative error, clipped at 1) wins, the difference spread over
+    the frame. (h, w) float32 on the spread grid: 1 the model's shape, 0 interpolation (1
+    everywhere when fewer than 16 pixels are held)."""
+    if held.sum() < 16:
+        return np.ones((max(1, held.shape[0] // 4), max(1, held.shape[1] // 4)), np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
-        err_shape = np.abs(fit[..., 0] * model + fit[..., 1] - sensor) / sensor
-        err_interp = np.abs(fit[..., 2] - sensor) / sensor
+        err_shape = np.abs(first[..., 0] * model + first[..., 1] - sensor) / sensor
+        err_interp = np.abs(first[..., 2] - sensor) / sensor
     gain = np.where(held, np.minimum(err_interp, 1.0) - np.minimum(err_shape, 1.0), 0.0)
     spread = _spread_small([np.nan_to_num(gain).astype(np.float32)], held, np.zeros(1))
     return (spread[..., 0] > 0).astype(np.float32)
@@ -156,9 +152,9 @@ def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     the hole gets that shape at the camera's offset and scale; where it does not (a flat
     table, a wrong model), the fit's slope falls to 0 and the hole is interpolated from the
     camera's depth around it. Two passes: pixels more than :data:`LOCAL_OUTLIER` off the first
-    fit (glass seen through, flying pixels) are left out of the second. Then a self-check
-    (:func:`_shape_preference`): blocks of the camera's own pixels are held out and filled
-    both ways, and around each block the better of the model's shape and plain
+    fit (glass seen through, flying pixels) are left out of the second. The first pass is
+    also a self-check (:func:`_shape_preference`): blocks of the camera's own pixels are held
+    out of it and filled both ways, and around each block the better of the model's shape and plain
     interpolation of the camera's depth is used (on the real bags the shape won on
     tabletops with objects and lost on flat scenes, before this check). The fit reads every
     n-th pixel (at most :data:`FIT_SAMPLES`); the fields are smooth, so the result is the
@@ -173,23 +169,24 @@ def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     scaled = np.where(both, m * glob, 0.0).astype(np.float32)
     ratio = np.where(both, s / np.where(both, scaled, 1.0), 0.0)
     both &= (ratio > SCALE_BOUNDS[0]) & (ratio < SCALE_BOUNDS[1])
-    ab = _affine_fit(scaled, s, both)
+    # The first pass leaves the self-check's blocks out: they are then scored as holes.
+    held = _held_out_blocks(both)
+    ab = _affine_fit(scaled, s, both & ~held if (both & ~held).sum() >= 16 else both)
     first = _to_full(ab, both.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         inliers = both & (np.abs(s / (first[..., 0] * scaled + first[..., 1]) - 1.0)
                           < LOCAL_OUTLIER)
+    weight = _shape_preference(first, scaled, s, held & inliers)
     if inliers.sum() >= 16:
         ab = _affine_fit(scaled, s, inliers)
-    else:
-        inliers = both
     # The blend w * (a * model + b) + (1 - w) * i, folded into the coefficients on their grid.
-    weight = _shape_preference(scaled, s, inliers)
     slope = weight * ab[..., 0]
     offset = weight * ab[..., 1] + (1.0 - weight) * ab[..., 2]
-    full = _to_full(np.stack([slope, offset], axis=2), shape)
-    out = full[..., 0] * (model * glob) + full[..., 1]
-    out[~np.isfinite(model) | (out <= 0)] = np.nan
-    return out.astype(np.float32)
+    out = np.multiply(model, np.float32(glob), dtype=np.float32)
+    out *= _to_full(slope, shape)
+    out += _to_full(offset, shape)
+    out[~(out > 0) | ~np.isfinite(model)] = np.nan
+    return out
 
 
 def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
@@ -226,10 +223,12 @@ def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
         model = align_locally(model, sensor)
     if sensor is not None and model is not None and mode == "holes":
         with np.errstate(invalid="ignore", divide="ignore"):
-            keep = np.isfinite(sensor) & ~(np.abs(sensor - model) > consistency * model)
-        depth = np.where(keep, sensor, model).astype(np.float32)
-        source[keep & np.isfinite(depth)] = SOURCE_SENSOR
-        source[~keep & np.isfinite(depth)] = SOURCE_MODEL
+            off = np.abs(np.subtract(sensor, model, dtype=np.float32))
+            keep = ~(off > np.float32(consistency) * model)
+        keep &= np.isfinite(sensor)
+        depth = np.where(keep, sensor, model).astype(np.float32, copy=False)
+        source = np.where(keep, np.uint8(SOURCE_SENSOR), np.uint8(SOURCE_MODEL))
+        source[~np.isfinite(depth)] = SOURCE_NONE
         return depth, source
     if sensor is None or mode == "all":
         depth = (model.astype(np.float32, copy=True) if model is not None
