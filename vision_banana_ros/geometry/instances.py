@@ -288,11 +288,15 @@ def _finish(labels: np.ndarray, min_px: int, stride: int, shape: tuple[int, int]
     order = order[sizes[order] >= min_px]
     remap = np.zeros(len(sizes), np.uint16)
     remap[order] = np.arange(1, len(order) + 1)
+    import cv2
+
     grid_ids = remap[labels]
     h, w = shape
-    ids = np.repeat(np.repeat(grid_ids, stride, axis=0), stride, axis=1)[:h, :w]
-    ids = np.ascontiguousarray(ids)
-    ids[~(np.isfinite(depth) & (depth > 0))] = 0
+    gh, gw = grid_ids.shape  # nearest-neighbour upsampling by a whole factor: a repeat
+    ids = cv2.resize(grid_ids, (gw * stride, gh * stride), interpolation=cv2.INTER_NEAREST)
+    ids = np.ascontiguousarray(ids[:h, :w])
+    with np.errstate(invalid="ignore"):
+        ids[~(depth > 0) | np.isinf(depth)] = 0
     return ids
 
 
@@ -306,10 +310,13 @@ def _border_pairs(labels: np.ndarray, zs: np.ndarray, jump: np.ndarray, crease: 
     hh, ww = labels.shape
     n = int(labels.max()) + 1
     near_crease = cv2.dilate(crease.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    segment = labels > 0
     codes, joined = [], []
     for dy, dx in [(0, g) for g in range(1, gap + 1)] + [(g, 0) for g in range(1, gap + 1)]:
         a, b = labels[: hh - dy, : ww - dx], labels[dy:, dx:]
-        m = (a > 0) & (b > 0) & (a != b)
+        m = a != b
+        m &= segment[: hh - dy, : ww - dx]
+        m &= segment[dy:, dx:]
         if not m.any():
             continue
         za, zb = zs[: hh - dy, : ww - dx][m], zs[dy:, dx:][m]
