@@ -145,7 +145,8 @@ def _shape_preference(first: np.ndarray, model: np.ndarray, sensor: np.ndarray,
     return (spread[..., 0] > 0).astype(np.float32)
 
 
-def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
+def align_locally(model: np.ndarray, sensor: np.ndarray, *,
+                  shape_check: bool = True) -> np.ndarray:
     """The model's depth put on the camera's depth, locally: ``a * model + b`` with (a, b) a
     local linear fit (guided-filter style) to the pixels where both are valid, spread coarse
     to fine into the holes. Where the model's shape explains the camera's depth around a hole,
@@ -158,7 +159,9 @@ def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     interpolation of the camera's depth is used (on the real bags the shape won on
     tabletops with objects and lost on flat scenes, before this check). The fit reads every
     n-th pixel (at most :data:`FIT_SAMPLES`); the fields are smooth, so the result is the
-    same. (H, W) float32 metres, NaN where the model has none."""
+    same. ``shape_check`` False: no self-check (the model's shape wherever the fit trusts
+    it; the evaluator's interpolation baseline, whose flat model has no shape to check).
+    (H, W) float32 metres, NaN where the model has none."""
     shape = model.shape
     n = max(1, round(float(np.sqrt(model.size / FIT_SAMPLES))))
     m, s = model[::n, ::n], sensor[::n, ::n]
@@ -170,18 +173,21 @@ def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     ratio = np.where(both, s / np.where(both, scaled, 1.0), 0.0)
     both &= (ratio > SCALE_BOUNDS[0]) & (ratio < SCALE_BOUNDS[1])
     # The first pass leaves the self-check's blocks out: they are then scored as holes.
-    held = _held_out_blocks(both)
+    held = _held_out_blocks(both) if shape_check else np.zeros_like(both)
     ab = _affine_fit(scaled, s, both & ~held if (both & ~held).sum() >= 16 else both)
     first = _to_full(ab, both.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         inliers = both & (np.abs(s / (first[..., 0] * scaled + first[..., 1]) - 1.0)
                           < LOCAL_OUTLIER)
-    weight = _shape_preference(first, scaled, s, held & inliers)
+    if shape_check:
+        weight = _shape_preference(first, scaled, s, held & inliers)
     if inliers.sum() >= 16:
         ab = _affine_fit(scaled, s, inliers)
-    # The blend w * (a * model + b) + (1 - w) * i, folded into the coefficients on their grid.
-    slope = weight * ab[..., 0]
-    offset = weight * ab[..., 1] + (1.0 - weight) * ab[..., 2]
+    if shape_check:  # w * (a * model + b) + (1 - w) * i, folded into the coefficients
+        slope = weight * ab[..., 0]
+        offset = weight * ab[..., 1] + (1.0 - weight) * ab[..., 2]
+    else:
+        slope, offset = ab[..., 0], ab[..., 1]
     out = np.multiply(model, np.float32(glob), dtype=np.float32)
     out *= _to_full(slope, shape)
     out += _to_full(offset, shape)
@@ -190,7 +196,7 @@ def align_locally(model: np.ndarray, sensor: np.ndarray) -> np.ndarray:
 
 
 def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
-               consistency: float) -> tuple[np.ndarray, np.ndarray]:
+               consistency: float, *, shape_check: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(depth, source) of one frame.
 
     With both depths, the model's is first put on the camera's depth, locally
@@ -204,6 +210,7 @@ def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
             fraction) of the model's, the model's elsewhere; ``all``: the model's only;
             ``none``: the sensor's only.
         consistency: largest ``|sensor - model| / model`` for the sensor's depth to be kept.
+        shape_check: :func:`align_locally`'s self-check of the model's shape.
 
     Returns:
         (H, W) float32 metres (NaN where neither has depth) and (H, W) uint8 source
@@ -220,7 +227,7 @@ def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
                                 "differ in size")
     source = np.zeros(ref.shape, np.uint8)
     if sensor is not None and model is not None and mode != "none":
-        model = align_locally(model, sensor)
+        model = align_locally(model, sensor, shape_check=shape_check)
     if sensor is not None and model is not None and mode == "holes":
         with np.errstate(invalid="ignore", divide="ignore"):
             off = np.abs(np.subtract(sensor, model, dtype=np.float32))
