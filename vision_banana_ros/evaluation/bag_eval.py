@@ -28,6 +28,7 @@ from vision_banana_ros.evaluation.finisher import Finisher
 from vision_banana_ros.evaluation.metrics import (
     boundary_metrics,
     completion_metrics,
+    constant_baseline,
     contingency,
     depth_metrics,
     depth_report,
@@ -455,7 +456,7 @@ class Evaluation:
             row.update(completion_metrics(p, g, gt, result.depth_source))
             row.update(_interpolation_row(gt, g))
             row.update(_anchor_row(result, p, g))
-            const = depth_metrics(np.full_like(g, np.nanmedian(np.where(g > 0, g, np.nan))), g)
+            const = constant_baseline(g)
             if const is not None:
                 row.update(baseline_constant_delta1=const.delta1,
                            baseline_constant_abs_rel=const.abs_rel)

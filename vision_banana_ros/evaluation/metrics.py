@@ -144,10 +144,14 @@ def depth_report(pred: np.ndarray, gt: np.ndarray, ranges: tuple[tuple[float, fl
     scale = _median_ratio(g[finite], d[finite])
     median_scaled = _summarise(*_errors(q * np.float32(scale)), g)
     # Everything per depth bin in one set of bincounts; the ranges are sums of whole bins.
-    b = np.minimum((g / np.float32(bin_m)).astype(np.intp), bins - 1)
+    b = (g / np.float32(bin_m)).astype(np.int32)
+    np.minimum(b, bins - 1, out=b)
     # Pixel counts per (bin, within 1.25, missing) from one unweighted bincount (weighted
     # ones are 3x slower); a missing prediction's ratio is infinite, so never "good".
-    cells = np.bincount(b * 4 + (ratio < 1.25) * 2 + ~finite, minlength=bins * 4)
+    code = b * np.int32(4)
+    code += (ratio < 1.25).view(np.int8) * np.int8(2)
+    code += (~finite).view(np.int8)
+    cells = np.bincount(code, minlength=bins * 4)
     cells = cells.reshape(bins, 4).astype(np.float64)
     count, good, missing = cells.sum(axis=1), cells[:, 2:].sum(axis=1), cells[:, 1::2].sum(axis=1)
     rel_sum = np.bincount(b, weights=rel, minlength=bins)
@@ -167,6 +171,24 @@ def depth_report(pred: np.ndarray, gt: np.ndarray, ranges: tuple[tuple[float, fl
     return DepthReport(metrics=overall, median_scale=scale, median_scaled=median_scaled,
                        by_range=by_range,
                        bin_error=rel_sum - missing, bin_count=count - missing)
+
+
+def constant_baseline(gt: np.ndarray) -> DepthMetrics | None:
+    """:func:`depth_metrics` of a constant prediction at the median of the ground truth's
+    positive pixels (the trivial baseline every depth figure is read against); ``None`` when
+    no pixel is valid. The same figures as predicting ``np.full_like(gt, median)``, without
+    the full-frame prediction.
+
+    Args:
+        gt: (H, W) ground truth metres (valid: finite, > 0; the median ignores NaN).
+    """
+    positive = gt[gt > 0]
+    valid = np.isfinite(gt) & (gt > 0)
+    if not valid.any():
+        return None
+    value = np.float32(np.median(positive))
+    g = gt[valid].astype(np.float32)
+    return _summarise(*_errors(_depth_ratio(np.full(g.shape, value, np.float32), g)), g)
 
 
 def median_scale(pred: np.ndarray, gt: np.ndarray) -> float:
