@@ -7,6 +7,7 @@ import pytest
 
 from vision_banana_ros.errors import VisionBananaError
 from vision_banana_ros.evaluation.metrics import (
+    constant_baseline,
     depth_metrics,
     depth_report,
     instance_metrics,
@@ -87,6 +88,20 @@ def test_depth_report_equals_separate_passes():
         depth_report(pred, gt, ((0.0, 0.3),))
     with pytest.raises(VisionBananaError, match=r"whole 0\.25 m bins"):
         depth_report(pred, gt, ((2.0, 10.0),))
+
+
+@pytest.mark.parametrize("n", [1200, 1199])
+def test_constant_baseline_equals_predicting_the_median_everywhere(n):
+    gt = np.linspace(0.4, 3.0, n, dtype=np.float32)
+    gt[::7] = np.nan
+    gt[::11] = 0.0
+    gt = np.random.default_rng(n).permutation(gt)
+    want = depth_metrics(np.full_like(gt, np.nanmedian(np.where(gt > 0, gt, np.nan))), gt)
+    got = constant_baseline(gt)
+    assert got.valid_pixels == want.valid_pixels
+    for key in ("abs_rel", "rmse", "delta1", "delta2", "delta3"):
+        assert getattr(got, key) == pytest.approx(getattr(want, key), rel=1e-6)
+    assert constant_baseline(np.full((4, 4), np.nan, np.float32)) is None
 
 
 def test_instances_identical_and_renumbered():
