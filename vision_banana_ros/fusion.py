@@ -155,8 +155,8 @@ def align_locally(model: np.ndarray, sensor: np.ndarray, *,
     camera's depth around it. Two passes: pixels more than :data:`LOCAL_OUTLIER` off the first
     fit (glass seen through, flying pixels) are left out of the second. The first pass is
     also a self-check (:func:`_shape_preference`): blocks of the camera's own pixels are held
-    out of it and filled both ways, and around each block the better of the model's shape and plain
-    interpolation of the camera's depth is used (on the real bags the shape won on
+    out of it and filled both ways, and around each block the better of the model's shape
+    and plain interpolation of the camera's depth is used (on the real bags the shape won on
     tabletops with objects and lost on flat scenes, before this check). The fit reads every
     n-th pixel (at most :data:`FIT_SAMPLES`); the fields are smooth, so the result is the
     same. ``shape_check`` False: no self-check (the model's shape wherever the fit trusts
