@@ -282,14 +282,14 @@ def _finish(labels: np.ndarray, min_px: int, stride: int, shape: tuple[int, int]
     """Drop segments under ``min_px``, number the rest by decreasing size, bring them to the
     input resolution (each grid pixel covers ``stride`` x ``stride`` pixels), 0 where the
     depth is invalid."""
+    import cv2
+
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     order = np.argsort(-sizes, kind="stable")
     order = order[sizes[order] >= min_px]
     remap = np.zeros(len(sizes), np.uint16)
     remap[order] = np.arange(1, len(order) + 1)
-    import cv2
-
     grid_ids = remap[labels]
     h, w = shape
     gh, gw = grid_ids.shape  # nearest-neighbour upsampling by a whole factor: a repeat
