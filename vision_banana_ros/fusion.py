@@ -128,15 +128,15 @@ def _held_out_blocks(support: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _shape_preference(first: np.ndarray, model: np.ndarray, sensor: np.ndarray,
-                      held: np.ndarray) -> np.ndarray:
+                      held: np.ndarray) -> np.ndarray | None:
     """Where the model's shape fills a hole better than interpolating the camera's depth,
     checked on the camera's own pixels: ``first`` is the fit ((H, W, 3) a, b, i at the
     pixels of ``model``) made without the ``held`` pixels; at each of them the completion
     nearer the camera's depth (relative error, clipped at 1) wins, the difference spread over
-    the frame. (h, w) float32 on the spread grid: 1 the model's shape, 0 interpolation (1
-    everywhere when fewer than 16 pixels are held)."""
+    the frame. (h, w) float32 on the spread grid: 1 the model's shape, 0 interpolation;
+    None (the model's shape everywhere) when fewer than 16 pixels are held."""
     if held.sum() < 16:
-        return np.ones((max(1, held.shape[0] // 4), max(1, held.shape[1] // 4)), np.float32)
+        return None
     with np.errstate(invalid="ignore", divide="ignore"):
         err_shape = np.abs(first[..., 0] * model + first[..., 1] - sensor) / sensor
         err_interp = np.abs(first[..., 2] - sensor) / sensor
@@ -174,20 +174,20 @@ def align_locally(model: np.ndarray, sensor: np.ndarray, *,
     both &= (ratio > SCALE_BOUNDS[0]) & (ratio < SCALE_BOUNDS[1])
     # The first pass leaves the self-check's blocks out: they are then scored as holes.
     held = _held_out_blocks(both) if shape_check else np.zeros_like(both)
-    ab = _affine_fit(scaled, s, both & ~held if (both & ~held).sum() >= 16 else both)
+    train = both & ~held
+    ab = _affine_fit(scaled, s, train if train.sum() >= 16 else both)
     first = _to_full(ab, both.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         inliers = both & (np.abs(s / (first[..., 0] * scaled + first[..., 1]) - 1.0)
                           < LOCAL_OUTLIER)
-    if shape_check:
-        weight = _shape_preference(first, scaled, s, held & inliers)
+    weight = _shape_preference(first, scaled, s, held & inliers)
     if inliers.sum() >= 16:
         ab = _affine_fit(scaled, s, inliers)
-    if shape_check:  # w * (a * model + b) + (1 - w) * i, folded into the coefficients
+    if weight is None:
+        slope, offset = ab[..., 0], ab[..., 1]
+    else:  # w * (a * model + b) + (1 - w) * i, folded into the coefficients
         slope = weight * ab[..., 0]
         offset = weight * ab[..., 1] + (1.0 - weight) * ab[..., 2]
-    else:
-        slope, offset = ab[..., 0], ab[..., 1]
     out = np.multiply(model, np.float32(glob), dtype=np.float32)
     out *= _to_full(slope, shape)
     out += _to_full(offset, shape)
@@ -225,7 +225,6 @@ def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
     if sensor is not None and model is not None and sensor.shape != model.shape:
         raise VisionBananaError(f"sensor depth {sensor.shape} and model depth {model.shape} "
                                 "differ in size")
-    source = np.zeros(ref.shape, np.uint8)
     if sensor is not None and model is not None and mode != "none":
         model = align_locally(model, sensor, shape_check=shape_check)
     if sensor is not None and model is not None and mode == "holes":
@@ -243,5 +242,5 @@ def fuse_depth(model: np.ndarray | None, sensor: np.ndarray | None, mode: str,
         value = SOURCE_MODEL
     else:  # mode "none", or no model depth
         depth, value = sensor.astype(np.float32, copy=True), SOURCE_SENSOR
-    source[np.isfinite(depth)] = value
+    source = np.where(np.isfinite(depth), np.uint8(value), np.uint8(SOURCE_NONE))
     return depth, source

@@ -76,12 +76,22 @@ def gpu_pipeline(model: Any, frame: np.ndarray, k: np.ndarray, device: str, dtyp
     return {"depth": depth_np, "semantic": sem_np, "instances": inst}
 
 
+def _parity(out: dict[str, Any], want: dict[str, Any], against: str) -> dict[str, float]:
+    """Depth delta1, instance F and semantic agreement of one run's (H, W) ``depth``,
+    ``instances`` and ``semantic`` against a reference run's (``against`` names it)."""
+    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
+
+    return {f"depth_delta1_vs_{against}": depth_metrics(out["depth"], want["depth"]).delta1,
+            f"instances_f_vs_{against}": instance_metrics(
+                out["instances"].astype(np.int64), want["instances"].astype(np.int64)).f_measure,
+            "semantic_agreement": float(np.mean(out["semantic"] == want["semantic"]))}
+
+
 def _torch_variants(report: dict[str, Any], model_path: Path, frame: Any, ref: dict,
                     device: str, repeats: int, sync: Any) -> None:
     """torch fp32 (and fp16, fp16 + CUDA graphs on a GPU): end-to-end time and parity."""
     import torch
 
-    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.model import load_model
 
     variants = [("torch fp32", torch.float32, False)]
@@ -104,13 +114,8 @@ def _torch_variants(report: dict[str, Any], model_path: Path, frame: Any, ref: d
         valid = np.isfinite(ref["depth"]) & np.isfinite(out["depth"])
         rel = np.abs(out["depth"][valid] - ref["depth"][valid]) / ref["depth"][valid]
         report["results"][name] = {"end_to_end_640x480": _percentiles(times)}
-        report["parity"][name] = {
-            "depth_max_rel_diff": float(rel.max()) if rel.size else None,
-            "depth_delta1_vs_fp32_cpu": depth_metrics(out["depth"], ref["depth"]).delta1,
-            "instances_f_vs_fp32_cpu": instance_metrics(out["instances"].astype(np.int64),
-                                                        ref["instances"].astype(np.int64))
-            .f_measure,
-            "semantic_agreement": float(np.mean(out["semantic"] == ref["semantic"]))}
+        report["parity"][name] = {"depth_max_rel_diff": float(rel.max()) if rel.size else None,
+                                  **_parity(out, ref, "fp32_cpu")}
 
 
 def _tensorrt(report: dict[str, Any], model_path: Path, cfg: Any, frame: Any, ref: dict,
@@ -118,7 +123,6 @@ def _tensorrt(report: dict[str, Any], model_path: Path, cfg: Any, frame: Any, re
     """TensorRT fp16 and int8 engines (where TensorRT imports): time and parity against ONNX
     Runtime fp32 on the CPU, with the camera's depth fed and without (int8 is calibrated on
     rendered frames with simulated sensor depth, a share without, as the node sees them)."""
-    from vision_banana_ros.evaluation.metrics import depth_metrics, instance_metrics
     from vision_banana_ros.pipeline import Pipeline
     from vision_banana_ros.runtime.calibration import calibration_set, shard_frames
     from vision_banana_ros.runtime.onnx_backend import OnnxRuntimeBackend
@@ -149,12 +153,8 @@ def _tensorrt(report: dict[str, Any], model_path: Path, cfg: Any, frame: Any, re
             "end_to_end_640x480_cpu_decode": _percentiles(times)}
         for name, want in refs.items():
             out = pipe(frame.rgb, frame.k, inputs[name])
-            report["parity"][f"tensorrt {precision} {name}"] = {
-                "depth_delta1_vs_onnxruntime_cpu": depth_metrics(out.depth, want.depth).delta1,
-                "instances_f_vs_onnxruntime_cpu": instance_metrics(
-                    out.instances.astype(np.int64),
-                    want.instances.astype(np.int64)).f_measure,
-                "semantic_agreement": float(np.mean(out.semantic == want.semantic))}
+            report["parity"][f"tensorrt {precision} {name}"] = _parity(
+                vars(out), vars(want), "onnxruntime_cpu")
         b.close()
 
 

@@ -145,9 +145,9 @@ class Player(Node):
         n = 0
         for _ in range(self.loops):
             for (topic, msg), info, depth in frames:
-                due = start + n * period
-                if restamp and due - time.monotonic() > 0:
-                    time.sleep(due - time.monotonic())
+                wait = start + n * period - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
                 if restamp:
                     now = self.get_clock().now().to_msg()
                     for m in (msg, info and info[1], depth and depth[1]):
@@ -157,9 +157,6 @@ class Player(Node):
                     self.pubs[info[0]].publish(info[1])
                 if depth is not None:
                     self.pubs[depth[0]].publish(depth[1])
-                wait = due - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
                 self.pubs[topic].publish(msg)
                 self.sent.append((stamp_ns(msg.header), time.monotonic()))
                 n += 1
